@@ -1,0 +1,47 @@
+# batchbald-repro. `make test` and `make reproduce-figures` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= paper
+DATA ?= data
+JOBS ?= 2
+ARGS ?=
+
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Copies/links the datasets into $(DATA) from ../shared/data (offline) or downloads them (online).
+data: install
+	$(PY) scripts/prepare_data.py --root $(DATA)
+
+test: install
+	$(PY) -m pytest -q
+
+run: install
+	$(PY) experiments/run.py $(ARGS)
+
+benchmark: install
+	$(PY) -m pip install -q -e '.[bench]' || echo "peers not installable: benchmark runs ours alone"
+	$(PY) scripts/benchmark_acquisition.py
+	$(PY) scripts/benchmark_loop.py --scoring-only
+
+benchmark-full: install
+	$(PY) -m pip install -q -e '.[bench]' || echo "peers not installable: benchmark runs ours alone"
+	$(PY) scripts/benchmark_acquisition.py --full
+	$(PY) scripts/benchmark_loop.py
+
+figures: install
+	$(PY) scripts/make_figures.py --runs results/runs --data-root $(DATA)
+
+reproduce-figures: install data
+	$(PY) scripts/reproduce.py --profile $(PROFILE) --jobs $(JOBS) --data-root $(DATA)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

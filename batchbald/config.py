@@ -1,0 +1,79 @@
+"""Checks a resolved run config (a plain dict) before any work, with one line per problem."""
+
+from __future__ import annotations
+
+from batchbald.acquisition import ACQUISITION_NAMES
+
+DATASETS = ("mnist", "repeated_mnist", "emnist")
+MODELS = ("mnist_cnn", "emnist_cnn")
+DEVICES = ("auto", "cpu", "cuda")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message says what is wrong and what is allowed."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(cfg: dict, key: str, value, minimum: int = 1) -> None:
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+def validate_config(cfg: dict) -> None:
+    """Raise ConfigError for the first bad value found."""
+    ds, acq, train = cfg["dataset"], cfg["acquisition"], cfg["train"]
+    if ds["name"] not in DATASETS:
+        raise ConfigError(f"dataset.name must be one of {', '.join(DATASETS)}, got {ds['name']!r}")
+    if cfg["model"]["name"] not in MODELS:
+        raise ConfigError(f"model.name must be one of {', '.join(MODELS)}, got {cfg['model']['name']!r}")
+    if acq["name"] not in ACQUISITION_NAMES:
+        raise ConfigError(f"acquisition.name must be one of {', '.join(ACQUISITION_NAMES)}, got {acq['name']!r}")
+    if cfg["device"] not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
+    if cfg["wandb"]["mode"] not in WANDB_MODES:
+        raise ConfigError(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg['wandb']['mode']!r}")
+    _positive_int(cfg, "seed", cfg["seed"], minimum=0)
+    _positive_int(cfg, "budget", cfg["budget"])
+    _positive_int(cfg, "mc_samples", cfg["mc_samples"], minimum=2 if acq["name"] == "mean_std" else 1)
+    _positive_int(cfg, "acquisition.batch_size", acq["batch_size"])
+    if acq["batch_size"] > cfg["budget"]:
+        raise ConfigError(f"acquisition.batch_size ({acq['batch_size']}) must not exceed budget ({cfg['budget']})")
+    if acq.get("num_samples") is not None:
+        _positive_int(cfg, "acquisition.num_samples", acq["num_samples"])
+    t = cfg["target_accuracy"]
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1):
+        raise ConfigError(f"target_accuracy must be null or a number in (0, 1], got {t!r}")
+    _positive_int(cfg, "dataset.repetitions", ds["repetitions"], minimum=0)
+    _positive_int(cfg, "dataset.validation_size", ds["validation_size"], minimum=0)
+    if ds["initial"] != "paper":
+        _positive_int(cfg, "dataset.initial", ds["initial"], minimum=0)
+    if ds["initial"] == "paper" and ds["name"] == "emnist":
+        raise ConfigError("dataset.initial='paper' is the fixed MNIST set; for emnist use a per-class count (0 = none)")
+    for key in ("train_subset_per_class", "test_subset"):
+        if ds.get(key) is not None:
+            _positive_int(cfg, f"dataset.{key}", ds[key])
+    if not isinstance(ds["noise_std"], (int, float)) or ds["noise_std"] < 0:
+        raise ConfigError(f"dataset.noise_std must be a number >= 0, got {ds['noise_std']!r}")
+    for key in ("batch_size", "epoch_samples", "max_epochs", "patience"):
+        _positive_int(cfg, f"train.{key}", train[key])
+    if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
+        raise ConfigError(f"train.lr must be a positive number, got {train['lr']!r}")
+    if cfg.get("scoring_batch_size") is not None:
+        _positive_int(cfg, "scoring_batch_size", cfg["scoring_batch_size"])
+    if cfg.get("threads") is not None:
+        _positive_int(cfg, "threads", cfg["threads"])
+
+
+def check_sizes(budget: int, pool_size: int, validation_size: int) -> None:
+    """Checks that need the data: the budget must fit in the pool."""
+    if pool_size == 0:
+        raise ConfigError("the pool is empty after the initial and validation points; lower dataset.validation_size")
+    if budget > pool_size:
+        raise ConfigError(
+            f"budget ({budget}) is larger than the pool ({pool_size} points after the initial set and "
+            f"{validation_size} validation points); lower budget or dataset.validation_size"
+        )

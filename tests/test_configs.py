@@ -1,0 +1,99 @@
+"""Every config composes, resolves and validates; bad values fail with one clear line."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from batchbald.config import ConfigError, check_sizes, validate_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+def compose_dict(overrides=(), return_hydra_config=False):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    return cfg
+
+
+def resolved(overrides=()):
+    return OmegaConf.to_container(compose_dict(overrides), resolve=True)
+
+
+def test_default_config_validates():
+    cfg = resolved()
+    validate_config(cfg)
+    assert cfg["dataset"]["name"] == "mnist" and cfg["acquisition"]["name"] == "batchbald"
+
+
+def test_there_is_an_experiment_for_every_figure_group():
+    expected = {
+        "rmnist_rep0_bald", "rmnist_rep1_bald", "rmnist_rep2_bald", "rmnist_rep4_bald", "rmnist_rep4_batchbald",
+        "rmnist_batchbald", "rmnist_var_ratios", "rmnist_mean_std", "rmnist_random",
+        "emnist_batchbald", "emnist_bald", "emnist_random",
+        "mnist_batchbald_b10", "mnist_bald_b10", "mnist_bald_b1",
+    }
+    assert expected <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_validates(experiment, profile):
+    cfg = resolved([f"experiment={experiment}", f"profile={profile}"])
+    validate_config(cfg)
+    assert cfg["experiment_name"] == experiment
+    assert cfg["wandb"]["group"] == experiment
+    if experiment.startswith("emnist"):
+        assert cfg["model"]["name"] == "emnist_cnn" and cfg["acquisition"]["batch_size"] == 5
+        assert cfg["dataset"]["initial"] == 0
+        assert cfg["dataset"]["split"] == ("balanced" if profile == "paper" else "standin")
+    else:
+        assert cfg["model"]["name"] == "mnist_cnn" and cfg["dataset"]["initial"] == "paper"
+
+
+def test_paper_settings_follow_spec():
+    rmnist = resolved(["experiment=rmnist_batchbald"])
+    assert rmnist["dataset"]["repetitions"] == 2 and rmnist["mc_samples"] == 10
+    assert rmnist["dataset"]["validation_size"] == 3072 and rmnist["train"]["max_epochs"] == 40
+    assert resolved(["experiment=rmnist_random"])["acquisition"]["batch_size"] == 5
+    assert resolved(["experiment=rmnist_rep0_bald"])["dataset"]["validation_size"] == 1024
+    mnist = resolved(["experiment=mnist_bald_b1"])
+    assert mnist["mc_samples"] == 100 and mnist["acquisition"]["batch_size"] == 1 and mnist["train"]["max_epochs"] == 30
+    emnist = resolved(["experiment=emnist_batchbald"])
+    assert emnist["train"]["epoch_samples"] == 20224 and emnist["dataset"]["validation_size"] == 16384
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm", "submitit_local"])
+def test_launchers_compose(launcher):
+    cfg = compose_dict([f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert "_target_" in cfg.hydra.launcher
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("budget=0", "budget must be an integer >= 1"),
+        ("acquisition.batch_size=-3", "acquisition.batch_size must be an integer >= 1"),
+        ("acquisition.batch_size=500", "must not exceed budget"),
+        ("mc_samples=0", "mc_samples must be"),
+        ("device=tpu", "device must be one of auto, cpu, cuda"),
+        ("wandb.mode=sometimes", "wandb.mode must be one of"),
+        ("target_accuracy=1.5", "target_accuracy must be null or a number in (0, 1]"),
+        ("dataset.validation_size=-1", "dataset.validation_size must be"),
+        ("dataset.name=cifar", "dataset.name must be one of mnist, repeated_mnist, emnist"),
+        ("acquisition.name=coreset", "acquisition.name must be one of"),
+        ("train.max_epochs=0", "train.max_epochs must be"),
+    ],
+)
+def test_bad_values_fail_with_one_line(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(resolved([override]))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_budget_larger_than_pool():
+    with pytest.raises(ConfigError, match=r"budget \(500\) is larger than the pool \(100 points"):
+        check_sizes(500, 100, 1024)
+    check_sizes(100, 100, 1024)
