@@ -1,0 +1,182 @@
+"""Tests for batchbald.plots and scripts/make_figures.py on crafted runs (no training, no data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from batchbald import plots as P
+from batchbald import results as R
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fake = _load("_fake_runs_for_plots", HERE / "test_results.py")  # write_run / make_profile
+make_figures = _load("_make_figures", HERE.parent / "scripts" / "make_figures.py")
+
+
+@pytest.fixture(autouse=True)
+def low_dpi(monkeypatch):
+    """Smaller rasters keep the tests fast; the figures are the same."""
+    monkeypatch.setattr(P, "PNG_DPI", 50)
+    monkeypatch.setattr(P, "PDF_DPI", 72)
+
+
+@pytest.fixture(scope="module")
+def full_df(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return R.load_runs(fake.make_profile(root, seeds=(1, 2)))
+
+
+def _titles(fig) -> str:
+    return " ".join([ax.get_title() for ax in fig.axes] + [t.get_text() for t in fig.texts]
+                    + ([fig._suptitle.get_text()] if fig._suptitle else []))
+
+
+def test_draw_all_writes_every_figure(full_df, tmp_path):
+    data = SimpleNamespace(train=SimpleNamespace(x=np.random.default_rng(0).normal(size=(94, 1, 28, 28)),
+                                                 y=np.arange(94) % 47),
+                           classes=[str(i) for i in range(47)], description="Fake EMNIST")
+    out = P.draw_all(full_df, tmp_path, dataset=data)
+    assert set(out) == set(P.FIGURE_NAMES)
+    for key, paths in out.items():
+        assert isinstance(paths, list), (key, paths)
+        assert [p.suffix for p in paths] == [".png", ".pdf"]
+        assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_titles_name_profile_dataset_and_trials(full_df):
+    fig = P.fig11_rmnist_others(full_df)
+    text = _titles(fig)
+    assert "quick profile" in text and "Repeated MNIST (3 copies)" in text and "2 trials each" in text
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["BatchBALD (n=2)", "BALD (n=2)", "Var Ratios (n=2)", "Mean STD (n=2)", "Random (b=5) (n=2)"]
+    assert fig.axes[0].get_xlabel() == "Acquired dataset size" and fig.axes[0].get_ylabel() == "Accuracy"
+    assert tuple(fig.get_size_inches()) == P.FIGSIZE
+    assert "EMNIST stand-in" in _titles(P.fig13_emnist_accuracy(full_df))
+
+
+def test_fig14_marks_maximum_entropy(full_df):
+    fig = P.fig14_label_entropy(full_df)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Acquisition step"
+    flat = [line for line in ax.get_lines() if np.allclose(line.get_ydata(), math.log(47))]
+    assert flat, "ln(47) line missing"
+    # the BatchBALD median line: entropy of 5 distinct labels after the first step
+    assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(math.log(5))
+
+
+def test_fig15_one_trial_per_method(full_df):
+    fig = P.fig15_label_histograms(full_df)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "BatchBALD: seed 1, 100 acquired points"
+    heights = [p.get_height() for p in fig.axes[1].patches]
+    assert heights == sorted(heights) and sum(heights) == 100 and len(heights) == 47
+    fig = P.fig15_label_histograms(full_df, seed=2)
+    assert fig.axes[0].get_title().startswith("BatchBALD: seed 2")
+    fig = P.fig15_label_histograms(full_df, seed=99)
+    assert "seed 1 (seed 99 not present)" in fig.axes[0].get_title()
+
+
+def test_missing_groups_are_skipped_with_a_note(tmp_path):
+    runs = fake.make_profile(tmp_path / "runs", seeds=(1,), skip=(
+        "rmnist_var_ratios", "rmnist_mean_std", "emnist_batchbald", "emnist_bald", "emnist_random"))
+    df = R.load_runs(runs)
+    out = P.draw_all(df, tmp_path / "figs")
+    assert isinstance(out["fig11"], list) and all(p.stat().st_size > 0 for p in out["fig11"])
+    for key in ("fig12", "fig13", "fig14", "fig15"):
+        assert isinstance(out[key], str), key
+        assert not (tmp_path / "figs" / f"{P.FIGURE_NAMES[key]}.png").exists()
+    note = _titles(P.fig11_rmnist_others(df))
+    assert "No runs for: Var Ratios (rmnist_var_ratios); Mean STD (rmnist_mean_std)" in note
+    empty = df.iloc[0:0]
+    assert all(isinstance(v, str) for v in P.draw_all(empty, tmp_path / "none").values())
+
+
+def test_fig12_with_fake_dataset_and_torch_tensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    classes = ["0", "1", "A", "b"]
+    data = SimpleNamespace(train=SimpleNamespace(x=torch.rand(8, 1, 28, 28), y=torch.tensor([0, 1, 2, 3] * 2)),
+                           classes=classes, description="EMNIST stand-in (split 'standin')")
+    fig = P.fig12_emnist_examples(data, profile="quick")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == classes
+    assert "EMNIST stand-in" in fig._suptitle.get_text() and "quick profile" in fig._suptitle.get_text()
+    paths = P.save_figure(fig, tmp_path, "fig12")
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+# ------------------------------------------------------------------------------------------ the CLI / report
+
+def _report(tmp_path, *args) -> str:
+    results = tmp_path / "results"
+    code = make_figures.main(["--runs", str(tmp_path / "runs"), "--results-dir", str(results),
+                              "--data-root", str(tmp_path / "no-data"), *args])
+    assert code == 0
+    return (results / "REPORT.md").read_text()
+
+
+def _verdict(report: str, key: str, profile: str | None = None) -> str:
+    if profile is not None:
+        report = report.split(f"## Profile `{profile}`", 1)[1].split("\n## Profile", 1)[0]
+    match = re.search(rf"^- \({key}\) .*?: \*\*(yes|no|not checked)\*\*", report, re.M)
+    assert match, f"acceptance line ({key}) missing"
+    return match.group(1)
+
+
+def test_report_when_batchbald_is_better(tmp_path):
+    fake.make_profile(tmp_path / "runs", seeds=(1, 2))
+    report = _report(tmp_path, "--no-figures")
+    assert report.startswith("# ") and "Generated file — do not edit by hand" in report.splitlines()[2]
+    assert [_verdict(report, k) for k in "abc"] == ["yes", "yes", "yes"]
+    assert "- quick: 2 seeds, pool subset" in report  # profile notes from run.json
+    assert "| BatchBALD (`rmnist_batchbald`) | 2 | 90/90/100 | 120/120/130 |" in report  # nearest: median of 2 = lower
+    assert "| Fake CPU (cpu) | 2.0 min |" in report  # hardware and summed compute (2 runs x 60 s)
+    assert (tmp_path / "results" / "quick" / "tables" / "thresholds.csv").exists()
+
+
+def test_report_when_batchbald_is_worse(tmp_path):
+    fake.make_profile(tmp_path / "runs", seeds=(1, 2), batchbald_better=False)
+    report = _report(tmp_path, "--no-figures")
+    assert [_verdict(report, k) for k in "abc"] == ["no", "no", "no"]
+
+
+def test_report_sections_per_profile_with_figures(tmp_path):
+    fake.make_profile(tmp_path / "runs", "quick", seeds=(1,))
+    fake.make_profile(tmp_path / "runs", "paper", seeds=(1,), batchbald_better=False, notes=None,
+                      skip=("emnist_batchbald", "emnist_bald", "emnist_random"))
+    report = _report(tmp_path)
+    assert report.index("## Profile `quick`") < report.index("## Profile `paper`")
+    assert [_verdict(report, k, "quick") for k in "abc"] == ["yes", "yes", "yes"]
+    assert [_verdict(report, k, "paper") for k in "abc"] == ["no", "no", "not checked"]
+    assert "paper profile: the paper's settings" in report  # no profile_notes -> from the profile name
+    assert "![Fig 10: RMNIST repetition ablation" in report and "(figures/quick/fig10_rmnist_repetitions.png)" in report
+    assert "Fig 12: one example of each EMNIST class: skipped" in report
+    assert "Fig 13: EMNIST accuracy: skipped — no runs for this figure" in report.split("## Profile `paper`")[1]
+    figs = tmp_path / "results" / "figures"
+    assert (figs / "quick" / "fig15_emnist_label_histograms.pdf").stat().st_size > 0
+    assert not (figs / "paper" / "fig13_emnist_accuracy.png").exists()
+    # redrawing only one profile keeps the other's section (and its figures) in the report
+    again = _report(tmp_path, "--profile", "paper")
+    assert "## Profile `quick`" in again and "(figures/quick/fig10_rmnist_repetitions.png)" in again
+
+
+def test_no_runs_leaves_the_report_alone(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "REPORT.md").write_text("old")
+    assert make_figures.main(["--runs", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]) == 1
+    assert (tmp_path / "results" / "REPORT.md").read_text() == "old"
