@@ -1,0 +1,228 @@
+"""The active-learning loop (SPEC §1): train a fresh model, evaluate, score the pool, acquire, repeat.
+
+Every source of randomness in round r is seeded from (seed, r), so a run resumed from its checkpoint after
+round r continues exactly as the uninterrupted run would (same device).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from batchbald.acquisition import select
+from batchbald.data import Dataset, Splits
+from batchbald.models import build_model, draw_masks, mc_log_probs
+from batchbald.train import TrainConfig, evaluate, train_model
+
+
+@dataclass
+class LoopConfig:
+    seed: int
+    budget: int  # points to acquire; the initial set is not counted
+    mc_samples: int  # K, for pool scoring and test predictions
+    acquisition: str
+    batch_size: int
+    model: str
+    train: TrainConfig
+    num_samples: int | None = None  # BatchBALD's M (None = the paper's default)
+    target_accuracy: float | None = None
+    scoring_batch_size: int | None = None
+    progress: bool = False
+
+
+@dataclass
+class RoundRecord:
+    """One row of rounds.csv. The model of this round was trained on `labelled_size` points; the batch acquired
+    after evaluating it is `acquired_*` (empty in the last round). Label statistics cover every label acquired so
+    far, this round's batch included, the initial set excluded."""
+
+    round: int
+    labelled_size: int
+    test_accuracy: float
+    test_nll: float
+    epochs: int
+    acquired_indices: list[int]
+    acquired_labels: list[int]
+    acquisition_scores: list[float]
+    label_entropy: float
+    class_counts: list[int]
+    train_seconds: float
+    score_seconds: float
+    select_seconds: float
+    eval_seconds: float
+
+
+@dataclass
+class LoopState:
+    labelled: list[int]
+    pool: list[int]
+    acquired: list[int] = field(default_factory=list)
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+
+def label_entropy(counts_C: torch.Tensor) -> float:
+    """Entropy (nats) of the empirical class distribution; 0 for no labels."""
+    total = counts_C.sum()
+    if total == 0:
+        return 0.0
+    p = counts_C[counts_C > 0].double() / total
+    return max(0.0, float(-(p * p.log()).sum()))  # no -0.0
+
+
+def _round_seed(seed: int, round_: int, stream: int) -> int:
+    return (seed * 1_000_003 + round_ * 7919 + stream) % (2**63 - 1)
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def save_checkpoint(path: Path, state: LoopState, fingerprint: str) -> None:
+    """Atomic write: a crash mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "fingerprint": fingerprint,
+            "labelled": state.labelled,
+            "pool": state.pool,
+            "acquired": state.acquired,
+            "rounds": [asdict(r) for r in state.rounds],
+            "torch_rng_state": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> LoopState | None:
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, weights_only=False)
+    if ckpt["fingerprint"] != fingerprint:
+        raise ValueError(
+            f"{path} was written by a run with a different config; use another output directory or delete it"
+        )
+    torch.set_rng_state(ckpt["torch_rng_state"])
+    return LoopState(
+        labelled=ckpt["labelled"],
+        pool=ckpt["pool"],
+        acquired=ckpt["acquired"],
+        rounds=[RoundRecord(**r) for r in ckpt["rounds"]],
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_loop(
+    dataset: Dataset,
+    splits: Splits,
+    cfg: LoopConfig,
+    device: torch.device,
+    *,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    on_round: Callable[[list[RoundRecord]], None] | None = None,
+) -> list[RoundRecord]:
+    """Run (or resume) the loop until `budget` points are acquired or `target_accuracy` is reached."""
+    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    if state is None:
+        state = LoopState(labelled=list(splits.initial), pool=list(splits.pool))
+    if state.rounds and not state.rounds[-1].acquired_indices:  # already finished
+        return state.rounds
+
+    train_x, train_y = dataset.train.x.to(device), dataset.train.y.to(device)
+    test_x, test_y = dataset.test.x.to(device), dataset.test.y.to(device)
+    val_idx = torch.as_tensor(splits.validation, dtype=torch.long, device=device)
+    val_x, val_y = train_x[val_idx], train_y[val_idx]
+    C = dataset.num_classes
+
+    total_rounds = math.ceil(cfg.budget / cfg.batch_size) + 1
+    bar = _progress(total_rounds, len(state.rounds), cfg.progress)
+    while True:
+        r = len(state.rounds)
+        torch.manual_seed(_round_seed(cfg.seed, r, 0))  # model initialisation
+        model = build_model(cfg.model, C).to(device)
+
+        t0 = time.perf_counter()
+        lab = torch.as_tensor(state.labelled, dtype=torch.long, device=device)
+        trained = train_model(
+            model, train_x[lab], train_y[lab], val_x, val_y, cfg.train,
+            generator=_generator(device, _round_seed(cfg.seed, r, 1)), progress=cfg.progress,
+        )
+        _sync(device)
+        t1 = time.perf_counter()
+        result = evaluate(trained.model, test_x, test_y, k=cfg.mc_samples,
+                          generator=_generator(device, _round_seed(cfg.seed, r, 2)))
+        t2 = time.perf_counter()
+
+        n_acquire = min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
+        reached = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
+        picked, scores, score_s, select_s = [], [], 0.0, 0.0
+        if n_acquire > 0 and not reached:
+            picked, scores, score_s, select_s = _acquire(
+                trained.model, train_x, state.pool, n_acquire, cfg, device, _round_seed(cfg.seed, r, 3)
+            )
+            picked_set = set(picked)
+            state.pool = [i for i in state.pool if i not in picked_set]
+            state.labelled += picked
+            state.acquired += picked
+
+        labels = train_y[torch.as_tensor(state.acquired, dtype=torch.long, device=device)].cpu()
+        counts = torch.bincount(labels, minlength=C)
+        record = RoundRecord(
+            round=r,
+            labelled_size=len(lab),
+            test_accuracy=result.accuracy,
+            test_nll=result.nll,
+            epochs=trained.epochs,
+            acquired_indices=picked,
+            acquired_labels=train_y[torch.as_tensor(picked, dtype=torch.long, device=device)].cpu().tolist(),
+            acquisition_scores=scores,
+            label_entropy=label_entropy(counts),
+            class_counts=counts.tolist(),
+            train_seconds=t1 - t0,
+            score_seconds=score_s,
+            select_seconds=select_s,
+            eval_seconds=t2 - t1,
+        )
+        state.rounds.append(record)
+        if checkpoint:
+            save_checkpoint(checkpoint, state, fingerprint)
+        if on_round:
+            on_round(state.rounds)
+        bar.update(1)
+        if not picked:
+            break
+    bar.close()
+    return state.rounds
+
+
+def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
+    """Score the pool with K consistent masks and pick `n` points. Returns train-set indices."""
+    t0 = time.perf_counter()
+    if cfg.acquisition == "random":
+        log_probs_N_K_C = torch.zeros(len(pool), 1, 1, device=device)  # random needs only N
+    else:
+        masks = draw_masks(model, cfg.mc_samples, _generator(device, seed))
+        pool_idx = torch.as_tensor(pool, dtype=torch.long, device=device)
+        log_probs_N_K_C = mc_log_probs(model, train_x[pool_idx], masks, batch_size=cfg.scoring_batch_size)
+    _sync(device)
+    t1 = time.perf_counter()
+    batch = select(cfg.acquisition, log_probs_N_K_C, n, num_samples=cfg.num_samples, seed=seed)
+    t2 = time.perf_counter()
+    return [pool[i] for i in batch.indices], [float(s) for s in batch.scores], t1 - t0, t2 - t1
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="rounds", disable=not enabled, leave=False)

@@ -1,0 +1,167 @@
+"""What a run records: rounds.csv and run.json in its output directory, and the same metrics to wandb."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+import uuid
+import warnings
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from batchbald.loop import RoundRecord
+
+LIST_COLUMNS = ("acquired_indices", "acquired_labels", "acquisition_scores", "class_counts")
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def rounds_frame(records: list[RoundRecord]) -> pd.DataFrame:
+    df = pd.DataFrame([asdict(r) for r in records])
+    for col in LIST_COLUMNS:
+        if col in df:
+            df[col] = df[col].map(json.dumps)
+    return df
+
+
+class RunRecorder:
+    """Writes rounds.csv / run.json after every round and mirrors the metrics to wandb (never fatal)."""
+
+    def __init__(self, out_dir: Path, config: dict, *, device: torch.device, repo: Path, wandb_cfg: dict,
+                 classes: list[str]):
+        self.out_dir = out_dir
+        self.classes = classes
+        self.run_json = out_dir / "run.json"
+        previous = json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
+        self._t0 = time.perf_counter()
+        self._elapsed_before = float(previous.get("elapsed_seconds", 0.0)) if previous else 0.0
+        self.meta = {
+            "experiment": config.get("experiment_name"),
+            "group": wandb_cfg.get("group"),
+            "seed": config.get("seed"),
+            "config": config,
+            "git_commit": git_commit(repo),
+            "torch_version": torch.__version__,
+            "device": str(device),
+            "hardware": hardware(device),
+            "start_time": previous.get("start_time", _now()),
+            "resumed_at": previous.get("resumed_at", []) + ([_now()] if previous else []),
+            "end_time": None,
+            "elapsed_seconds": self._elapsed_before,
+            "status": "running",
+        }
+        write_json_atomic(self.run_json, self.meta)
+        self._wandb = _start_wandb(out_dir, config, wandb_cfg)
+
+    def log_round(self, records: list[RoundRecord]) -> None:
+        tmp = self.out_dir / "rounds.csv.tmp"
+        rounds_frame(records).to_csv(tmp, index=False)
+        os.replace(tmp, self.out_dir / "rounds.csv")
+        self.meta["elapsed_seconds"] = self._elapsed_before + time.perf_counter() - self._t0
+        write_json_atomic(self.run_json, self.meta)
+        if self._wandb is not None:
+            self._wandb_log(records[-1])
+
+    def finish(self, status: str) -> None:
+        self.meta.update(status=status, end_time=_now(),
+                         elapsed_seconds=self._elapsed_before + time.perf_counter() - self._t0)
+        write_json_atomic(self.run_json, self.meta)
+        if self._wandb is not None:
+            try:
+                self._wandb.finish(exit_code=0 if status == "finished" else 1)
+            except Exception as e:  # noqa: BLE001 - wandb must never stop a run
+                warnings.warn(f"wandb finish failed: {e}")
+
+    def _wandb_log(self, r: RoundRecord) -> None:
+        try:
+            import numpy as np
+            import wandb
+
+            counts = np.asarray(r.class_counts)
+            table = wandb.Table(data=[[c, int(n)] for c, n in zip(self.classes, counts)], columns=["class", "count"])
+            self._wandb.log(
+                {
+                    "labelled_size": r.labelled_size,
+                    "test_accuracy": r.test_accuracy,
+                    "test_nll": r.test_nll,
+                    "epochs": r.epochs,
+                    "label_entropy": r.label_entropy,
+                    "acquired": int(counts.sum()),
+                    "train_seconds": r.train_seconds,
+                    "score_seconds": r.score_seconds,
+                    "select_seconds": r.select_seconds,
+                    "eval_seconds": r.eval_seconds,
+                    "class_histogram": wandb.Histogram(np_histogram=(counts, np.arange(len(counts) + 1))),
+                    "class_counts": wandb.plot.bar(table, "class", "count", title="Acquired labels per class"),
+                },
+                step=r.round,
+            )
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"wandb logging failed, continuing without it: {e}")
+            self._wandb = None
+
+
+def _start_wandb(out_dir: Path, config: dict, wandb_cfg: dict):
+    mode = wandb_cfg.get("mode", "offline")
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+
+        run_id_file = out_dir / "wandb_id.txt"
+        run_id = run_id_file.read_text().strip() if run_id_file.exists() else uuid.uuid4().hex[:12]
+        run_id_file.write_text(run_id)
+        return wandb.init(
+            project=wandb_cfg.get("project"),
+            group=wandb_cfg.get("group"),
+            tags=list(wandb_cfg.get("tags") or []),
+            name=f"{config.get('experiment_name')}-seed{config.get('seed')}",
+            config=config,
+            dir=str(out_dir),
+            mode=mode,
+            id=run_id,
+            resume="allow",
+            settings=wandb.Settings(console="off", silent=True),
+        )
+    except Exception as e:  # noqa: BLE001 - a wandb failure never stops a run
+        warnings.warn(f"wandb could not start ({e}); continuing without it")
+        return None

@@ -1,0 +1,112 @@
+"""One active-learning run: `python experiments/run.py [overrides]`; sweeps with `-m`.
+
+Re-running the same command in the same output directory resumes after the last finished round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+# Bitwise-reproducible MKL results for a given thread count, whatever the memory alignment (same seed, same
+# acquisitions across processes, which resuming relies on).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from batchbald.config import ConfigError, check_sizes, validate_config  # noqa: E402
+from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
+
+IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "device")
+
+
+def fingerprint(config: dict) -> str:
+    kept = {k: v for k, v in config.items() if k not in IGNORED_FOR_RESUME}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run(cfg: DictConfig) -> float | None:
+    import torch
+
+    from batchbald.loop import LoopConfig, run_loop
+    from batchbald.tracking import RunRecorder
+    from batchbald.train import TrainConfig, resolve_device
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    validate_config(config)
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    try:
+        device = resolve_device(config["device"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    run_json = out_dir / "run.json"
+    if run_json.exists() and json.loads(run_json.read_text()).get("status") == "finished":
+        print(f"{out_dir}: already finished, nothing to do")
+        return None
+
+    ds = config["dataset"]
+    dataset = load_dataset(
+        ds["name"], ds["root"], repetitions=ds["repetitions"], split=ds["split"], noise_std=ds["noise_std"],
+        seed=config["seed"], train_subset_per_class=ds["train_subset_per_class"], test_subset=ds["test_subset"],
+    )
+    try:
+        splits = make_splits(dataset, initial=ds["initial"], validation_size=ds["validation_size"], seed=config["seed"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    check_sizes(config["budget"], len(splits.pool), ds["validation_size"])
+
+    config["dataset"]["description"] = dataset.description
+    config["profile_notes"] = config["profile"]["notes"]
+    acq = config["acquisition"]
+    loop_cfg = LoopConfig(
+        seed=config["seed"], budget=config["budget"], mc_samples=config["mc_samples"], acquisition=acq["name"],
+        batch_size=acq["batch_size"], num_samples=acq["num_samples"], model=config["model"]["name"],
+        train=TrainConfig(**config["train"]), target_accuracy=config["target_accuracy"],
+        scoring_batch_size=config["scoring_batch_size"], progress=config["progress"],
+    )
+    recorder = RunRecorder(out_dir, config, device=device, repo=REPO, wandb_cfg=config["wandb"],
+                           classes=dataset.classes)
+
+    def on_round(records):
+        recorder.log_round(records)
+        r = records[-1]
+        msg = (f"[{config['experiment_name']} seed={config['seed']}] round {r.round}: labelled {r.labelled_size}, "
+               f"acc {r.test_accuracy:.4f}, nll {r.test_nll:.3f}, epochs {r.epochs}, label entropy "
+               f"{r.label_entropy:.3f}, train {r.train_seconds:.1f}s score {r.score_seconds:.1f}s "
+               f"select {r.select_seconds:.1f}s eval {r.eval_seconds:.1f}s")
+        from tqdm.auto import tqdm
+
+        tqdm.write(msg)
+
+    try:
+        records = run_loop(dataset, splits, loop_cfg, device, checkpoint=out_dir / "checkpoint.pt",
+                           fingerprint=fingerprint(config), on_round=on_round)
+    except BaseException:
+        recorder.finish("failed")
+        raise
+    recorder.log_round(records)
+    recorder.finish("finished")
+    return records[-1].test_accuracy
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        return run(cfg)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Run every group that figures 10-15 need (Hydra multirun), then redraw figures, tables and REPORT.md.
+
+    python scripts/reproduce.py --profile quick --jobs 2
+
+Runs land in results/runs/<profile>/<experiment>/seed<seed>/. Finished runs are skipped and interrupted ones resume
+from their checkpoint, so re-running after a crash only does what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Slowest first, so parallel workers finish together.
+FIGURE_GROUPS = [
+    "emnist_batchbald", "emnist_bald", "emnist_random",  # figs 13, 14, 15
+    "rmnist_rep4_batchbald", "rmnist_batchbald",  # figs 10, 11
+    "rmnist_rep4_bald", "rmnist_rep2_bald", "rmnist_rep1_bald", "rmnist_rep0_bald",  # fig 10
+    "rmnist_var_ratios", "rmnist_mean_std", "rmnist_random",  # fig 11
+]
+TABLE1_GROUPS = ["mnist_batchbald_b10", "mnist_bald_b10", "mnist_bald_b1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="paper", choices=["paper", "quick"])
+    parser.add_argument("--jobs", type=int, default=2, help="parallel local jobs (joblib launcher)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--experiments", nargs="*", default=None, help="subset of groups (default: figures 10-15)")
+    parser.add_argument("--table1", action="store_true", help="also run the MNIST Table 1 groups")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seeds")
+    parser.add_argument("--launcher", default="local", help="hydra/launcher config (local, slurm, submitit_local)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("extra", nargs="*", help="further Hydra overrides")
+    args = parser.parse_args()
+
+    profile = OmegaConf.load(REPO / "configs" / "profile" / f"{args.profile}.yaml")
+    seeds = args.seeds or list(profile.seeds)
+    groups = args.experiments or FIGURE_GROUPS + (TABLE1_GROUPS if args.table1 else [])
+    threads = args.threads or max(1, (len(__import__("os").sched_getaffinity(0)) // max(args.jobs, 1)))
+    sweep_dir = REPO / "results" / "runs" / args.profile
+    cmd = [
+        sys.executable, str(REPO / "experiments" / "run.py"), "-m",
+        f"experiment={','.join(groups)}", f"seed={','.join(map(str, seeds))}", f"profile={args.profile}",
+        f"dataset.root={Path(args.data_root).resolve()}", f"device={args.device}", f"threads={threads}",
+        "progress=false", f"hydra/launcher={args.launcher}",
+        f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${experiment_name}/seed${seed}",
+        *args.extra,
+    ]
+    if args.launcher == "local":
+        cmd.append(f"hydra.launcher.n_jobs={args.jobs}")
+    print(" ".join(cmd), flush=True)
+    code = subprocess.call(cmd, cwd=REPO)
+    if code != 0:
+        print(f"some runs failed (exit {code}); re-run the same command to resume what is missing", file=sys.stderr)
+    if not args.no_figures:
+        subprocess.check_call([sys.executable, str(REPO / "scripts" / "make_figures.py"), "--runs",
+                               str(REPO / "results" / "runs"), "--data-root", args.data_root], cwd=REPO)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

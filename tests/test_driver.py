@@ -1,0 +1,130 @@
+"""`experiments/run.py` through Hydra, as users run it: single runs, resume, sweeps, wandb, bad values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.fakedata import write_emnist_split
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = ["round", "labelled_size", "test_accuracy", "test_nll", "epochs", "acquired_indices", "acquired_labels",
+           "acquisition_scores", "label_entropy", "class_counts", "train_seconds", "score_seconds",
+           "select_seconds", "eval_seconds"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_emnist_split(root, "tiny", n_train=400, n_test=60, num_classes=4)
+    return root
+
+
+def tiny(root: Path, *extra: str) -> list[str]:
+    return ["dataset=emnist", "model=emnist_cnn", "dataset.split=tiny", f"dataset.root={root}",
+            "dataset.validation_size=20", "dataset.test_subset=null", "acquisition=batchbald",
+            "acquisition.batch_size=3", "acquisition.num_samples=64", "budget=6", "mc_samples=3",
+            "train.epoch_samples=256", "train.max_epochs=3", "threads=1", "progress=false", *extra]
+
+
+def run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "run.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+def without_times(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path).drop(columns=[c for c in COLUMNS if c.endswith("seconds")])
+
+
+def test_single_run_writes_results_and_wandb(root, tmp_path):
+    out = tmp_path / "run"
+    proc = run(tiny(root, f"hydra.run.dir={out}", "wandb.mode=offline"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    df = pd.read_csv(out / "rounds.csv")
+    assert list(df.columns) == COLUMNS
+    assert df["labelled_size"].tolist() == [0, 3, 6]
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["seed"] == 0 and meta["torch_version"]
+    assert meta["config"]["dataset"]["split"] == "tiny" and meta["git_commit"] and meta["end_time"]
+    assert meta["device"] == "cpu" and meta["elapsed_seconds"] > 0
+    assert "round 2: labelled 6" in proc.stdout + proc.stderr
+    runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and b"test_accuracy" in runs[0].read_bytes() and b"label_entropy" in runs[0].read_bytes()
+
+    again = run(tiny(root, f"hydra.run.dir={out}", "wandb.mode=offline"))
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
+    args = tiny(root, "budget=27", "wandb.mode=disabled")
+    full = run(args + [f"hydra.run.dir={tmp_path / 'full'}"])
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "experiments" / "run.py"), *args, f"hydra.run.dir={out}"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "rounds.csv").exists() and len(pd.read_csv(out / "rounds.csv")) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(pd.read_csv(out / "rounds.csv")) < 10, "the run finished before it could be killed"
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+
+    resumed = run(args + [f"hydra.run.dir={out}"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    pd.testing.assert_frame_equal(without_times(out / "rounds.csv"), without_times(tmp_path / "full" / "rounds.csv"))
+    assert json.loads((out / "run.json").read_text())["resumed_at"]
+
+
+@pytest.mark.parametrize("launcher", ["local", "submitit_local"])
+def test_multirun_sweeps(root, tmp_path, launcher):
+    sweep = tmp_path / launcher
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "local" else []
+    proc = run(["-m", *tiny(root, "seed=1,2", "wandb.mode=disabled", f"hydra/launcher={launcher}",
+                            f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}"), *extra])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (pd.read_csv(sweep / f"seed{s}" / "rounds.csv") for s in (1, 2))
+    assert len(a) == len(b) == 3
+    assert a["acquired_indices"].tolist() != b["acquired_indices"].tolist()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("budget=0", "error: budget must be an integer >= 1, got 0"),
+        ("acquisition.batch_size=0", "error: acquisition.batch_size must be an integer >= 1"),
+        ("budget=100000", "error: budget (100000) is larger than the pool"),
+        ("dataset.split=nosuchsplit", "error: EMNIST"),
+    ],
+)
+def test_bad_values_stop_before_work_with_one_line(root, tmp_path, override, message):
+    proc = run(tiny(root, f"hydra.run.dir={tmp_path / 'x'}", "wandb.mode=disabled", override))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x" / "rounds.csv").exists()
+
+
+def test_unknown_group_option_is_reported_by_hydra(root, tmp_path):
+    proc = run(tiny(root, f"hydra.run.dir={tmp_path / 'x'}", "acquisition=coreset"))
+    assert proc.returncode != 0
+    assert "Could not find 'acquisition/coreset'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_data_is_one_clear_message(tmp_path):
+    proc = run(tiny(tmp_path / "empty", f"hydra.run.dir={tmp_path / 'x'}", "wandb.mode=disabled",
+                    "dataset.split=balanced"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "emnist-balanced" in proc.stderr and str(tmp_path / "empty") in proc.stderr

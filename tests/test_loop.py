@@ -1,0 +1,103 @@
+"""The active-learning loop end to end on small generated data, with every acquisition function."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from batchbald.acquisition import ACQUISITION_NAMES
+from batchbald.data import make_splits
+from batchbald.loop import LoopConfig, label_entropy, run_loop
+from batchbald.train import TrainConfig
+from tests.fakedata import tensor_dataset
+
+CPU = torch.device("cpu")
+TRAIN = TrainConfig(epoch_samples=128, max_epochs=3, patience=2)
+
+
+def config(acquisition="batchbald", **kw) -> LoopConfig:
+    base = dict(seed=3, budget=9, mc_samples=4, acquisition=acquisition, batch_size=4, model="mnist_cnn",
+                train=TRAIN, num_samples=64)
+    base.update(kw)
+    return LoopConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def data():
+    dataset = tensor_dataset()
+    return dataset, make_splits(dataset, initial=1, validation_size=20, seed=0)
+
+
+@pytest.mark.parametrize("acquisition", ACQUISITION_NAMES)
+def test_loop_records_agree_with_each_other(data, acquisition):
+    dataset, splits = data
+    rounds = run_loop(dataset, splits, config(acquisition), CPU)
+    # budget 9 in batches of 4: acquire 4, 4, 1, then evaluate the final set without acquiring
+    assert [len(r.acquired_indices) for r in rounds] == [4, 4, 1, 0]
+    assert [r.labelled_size for r in rounds] == [4, 8, 12, 13]
+    acquired = [i for r in rounds for i in r.acquired_indices]
+    assert len(set(acquired)) == 9 and set(acquired) <= set(splits.pool)
+    labels = dataset.train.y
+    seen = torch.zeros(dataset.num_classes, dtype=torch.long)
+    for r in rounds:
+        assert r.acquired_labels == labels[r.acquired_indices].tolist()
+        assert len(r.acquisition_scores) == len(r.acquired_indices)
+        seen += torch.bincount(torch.tensor(r.acquired_labels, dtype=torch.long), minlength=dataset.num_classes)
+        assert r.class_counts == seen.tolist()
+        assert r.label_entropy == pytest.approx(label_entropy(seen))
+        assert 0 <= r.test_accuracy <= 1 and r.test_nll > 0 and r.epochs >= 1
+        assert min(r.train_seconds, r.eval_seconds, r.score_seconds, r.select_seconds) >= 0
+
+
+def test_label_entropy():
+    assert label_entropy(torch.tensor([0, 0, 0])) == 0.0
+    assert label_entropy(torch.tensor([5, 0, 0])) == 0.0
+    assert label_entropy(torch.tensor([2, 2, 2, 2])) == pytest.approx(math.log(4))
+
+
+def test_target_accuracy_stops_early(data):
+    dataset, splits = data
+    rounds = run_loop(dataset, splits, config("bald", budget=40, target_accuracy=0.01), CPU)
+    assert len(rounds) == 1 and rounds[0].acquired_indices == []
+
+
+def test_same_seed_same_acquisitions_other_seed_differs(data):
+    dataset, splits = data
+    a = run_loop(dataset, splits, config(), CPU)
+    b = run_loop(dataset, splits, config(), CPU)
+    c = run_loop(dataset, splits, config(seed=4), CPU)
+    strip = lambda rs: [{k: v for k, v in asdict(r).items() if not k.endswith("seconds")} for r in rs]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert [r.acquired_indices for r in a] != [r.acquired_indices for r in c]
+
+
+def test_killed_run_resumes_to_the_same_result(data, tmp_path):
+    dataset, splits = data
+    full = run_loop(dataset, splits, config(budget=12), CPU)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_round_2(records):
+        if len(records) == 2:
+            raise Killed
+
+    ckpt = tmp_path / "checkpoint.pt"
+    with pytest.raises(Killed):
+        run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="f", on_round=kill_after_round_2)
+    resumed = run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="f")
+    strip = lambda rs: [{k: v for k, v in asdict(r).items() if not k.endswith("seconds")} for r in rs]  # noqa: E731
+    assert strip(resumed) == strip(full)
+    with pytest.raises(ValueError, match="different config"):
+        run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="other")
+
+
+def test_zero_initial_points_first_round_uses_untrained_model(data):
+    dataset, _ = data
+    splits = make_splits(dataset, initial=0, validation_size=20, seed=0)
+    rounds = run_loop(dataset, splits, config("random", budget=4), CPU)
+    assert rounds[0].labelled_size == 0 and rounds[0].epochs == 0
+    assert rounds[1].labelled_size == 4
