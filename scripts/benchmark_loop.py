@@ -1,0 +1,285 @@
+"""Time the model side of the active-learning loop and write results/benchmarks/loop.md.
+
+    python scripts/benchmark_loop.py --scoring-only   # MC-dropout scoring, ours vs the plain K-pass: a few minutes
+    python scripts/benchmark_loop.py                  # + one paper-settings round per dataset (train/score/select/eval)
+
+Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs,
+same weights and masks, K=10 and 100, both CNNs; medians of interleaved repeats; the reference runs with its
+fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
+(3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from batchbald.models import build_model, default_scoring_batch_size, draw_masks, forward_masked, mc_log_probs  # noqa: E402
+from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
+
+SCORING_CASES = [("mnist_cnn", 10, 10, 256), ("mnist_cnn", 10, 100, 64),
+                 ("emnist_cnn", 47, 10, 256), ("emnist_cnn", 47, 100, 64)]  # model, classes, K, images
+REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
+
+# dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
+ROUNDS = [
+    ("mnist", {}, "mnist_cnn", 100, 10, "paper", 1024, dict(epoch_samples=5056, max_epochs=30)),
+    ("repeated_mnist", {"repetitions": 2}, "mnist_cnn", 10, 10, "paper", 3072, dict(epoch_samples=5056, max_epochs=40)),
+    ("emnist", {"split": "balanced"}, "emnist_cnn", 10, 5, 1, 16384, dict(epoch_samples=20224, max_epochs=40)),
+]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def hardware(device: torch.device) -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "logical cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
+            "torch": torch.__version__, "device": str(device), "python": platform.python_version()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def busy_box() -> bool:
+    """Load average (1 min) above half a core: something else is running."""
+    try:
+        return os.getloadavg()[0] > 0.5
+    except OSError:
+        return False
+
+
+def bench_scoring(name, num_classes, k, n, repeats, device) -> dict:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes).to(device).eval()
+    x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+    masks = draw_masks(model, k, torch.Generator().manual_seed(0))
+
+    def ours():
+        return mc_log_probs(model, x, masks)
+
+    def reference(chunk):
+        return torch.cat([forward_masked(model, x[i:i + chunk], masks) for i in range(0, n, chunk)])
+
+    chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS})
+    ours()  # warm-up
+    trial = {c: timed(lambda c=c: reference(c), device) for c in chunks}
+    chunk = min(trial, key=trial.get)
+    t_ref, t_ours = [], []
+    for _ in range(repeats):  # interleaved, so both see the same background load
+        t_ref.append(timed(lambda: reference(chunk), device))
+        t_ours.append(timed(ours, device))
+    ref_s, ours_s = statistics.median(t_ref), statistics.median(t_ours)
+    diff = (ours() - reference(chunk)).abs().max().item()
+    return {"model": name, "K": k, "images": n, "ref_chunk": chunk, "ours_chunk": default_scoring_batch_size(model, k),
+            "ref_s": ref_s, "ours_s": ours_s, "speedup": ref_s / ours_s, "ours_tput": n * k / ours_s,
+            "ref_tput": n * k / ref_s, "max_abs_diff": diff}
+
+
+def load_round_data(dataset, kwargs, root, smoke):
+    from batchbald.data import DataError, find_shared_data, load_dataset, prepare_from
+
+    subset = dict(train_subset_per_class=40, test_subset=500) if smoke else {}
+    attempts = [(dataset, kwargs)]
+    if dataset == "emnist":
+        attempts.append((dataset, {**kwargs, "split": "standin"}))
+    errors = []
+    for name, kw in attempts:
+        try:
+            return load_dataset(name, root, download=False, **kw, **subset), ""
+        except DataError as e:
+            errors.append(str(e).splitlines()[0])
+    shared = find_shared_data()
+    if shared is not None:  # files in the shared layout: link them into a temporary root
+        tmp = Path(tempfile.mkdtemp(prefix="bb-bench-data-"))
+        prepare_from(shared, tmp, symlink=True)
+        for name, kw in attempts:
+            try:
+                return load_dataset(name, tmp, download=False, **kw, **subset), ""
+            except DataError as e:
+                errors.append(str(e).splitlines()[0])
+    return None, "; ".join(errors)
+
+
+def bench_round(spec, root, device, smoke) -> dict:
+    from batchbald.data import make_splits
+
+    dataset, kwargs, model_name, k, b, initial, validation, train_kwargs = spec
+    ds, error = load_round_data(dataset, kwargs, root, smoke)
+    if ds is None:
+        return {"dataset": dataset, "note": f"skipped: data not available ({error})"}
+    notes = [ds.description]
+    if dataset == "emnist":
+        notes.append(f"labelled set {initial}/class (the paper starts from 0 points: an untrained first round)")
+    left = len(ds.train.y) - (len(ds.paper_initial) if initial == "paper" else initial * ds.num_classes)
+    if validation > left // 4:
+        validation = left // 4
+        notes.append(f"validation capped to {validation} (train set smaller than the paper's)")
+    if smoke:
+        train_kwargs = dict(epoch_samples=256, max_epochs=2)
+    splits = make_splits(ds, initial=initial, validation_size=validation, seed=0)
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = build_model(model_name, ds.num_classes).to(device)
+    tr = ds.train
+    row = {"dataset": dataset, "model": model_name, "K": k, "b": b, "labelled": len(splits.initial),
+           "pool": len(splits.pool), "test": len(ds.test.y)}
+    start = time.perf_counter()
+    result = train_model(model, tr.x[splits.initial], tr.y[splits.initial], tr.x[splits.validation],
+                         tr.y[splits.validation], TrainConfig(**train_kwargs), generator=g)
+    sync(device)
+    row["train_s"], row["epochs"] = time.perf_counter() - start, result.epochs
+    pool_x = tr.x[torch.tensor(splits.pool)]
+    masks = draw_masks(model, k, g)
+    row["score_s"] = timed(lambda: row.__setitem__("log_probs", mc_log_probs(model, pool_x, masks)), device)
+    try:
+        from batchbald.acquisition import select
+    except ImportError as e:
+        row["select_s"] = None
+        notes.append(f"selection not timed: batchbald.acquisition unavailable ({e})")
+    else:
+        log_probs = row["log_probs"]
+        row["select_s"] = timed(lambda: select("batchbald", log_probs, b, seed=0), device)
+    del row["log_probs"]
+    eval_result = {}
+    row["eval_s"] = timed(lambda: eval_result.update(
+        vars(evaluate(model, ds.test.x, ds.test.y, k=k, generator=g))), device)
+    row["test_accuracy"] = eval_result["accuracy"]
+    row["note"] = "; ".join(notes)
+    return row
+
+
+def fmt_s(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dict] | None, args, loads) -> None:
+    lines = ["# Loop benchmark (models side)", "",
+             f"Date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')}",
+             f"Command: `python scripts/benchmark_loop.py {' '.join(sys.argv[1:])}`", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += [f"- load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}"]
+    if busy_box():
+        lines += ["", "Note: other processes were using the CPU during this run (load average above). On this kind of "
+                  "2-core VM timings move several-fold with foreign load (shared/paper/PEER_SPEED.md); "
+                  "`--threads 1` is the least sensitive setting. Repeat on an idle machine for reference numbers."]
+    if args.smoke:
+        lines += ["", "**SMOKE RUN: tiny settings, the numbers mean nothing.**"]
+    lines += ["", "## MC-dropout scoring: `mc_log_probs` vs `forward_masked`", "",
+              "Same random inputs, weights and K consistent masks; median of "
+              f"{args.repeats} interleaved repeats; the reference uses its fastest chunk among "
+              f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
+              "Throughput counts images x MC samples per second.", "",
+              "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | ours samples/s "
+              "| ref samples/s | max abs diff |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in scoring:
+        lines.append(f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
+                     f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.1f}x** | {r['ours_tput']:,.0f} | "
+                     f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |")
+    if rounds is not None:
+        lines += ["", "## One paper-settings round per dataset", "",
+                  "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
+                  "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.", "",
+                  "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
+                  "test acc | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rounds:
+            if "train_s" not in r:
+                lines.append(f"| {r['dataset']} | | | | | | | | | | | {r['note']} |")
+                continue
+            lines.append(f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
+                         f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
+                         f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | {r['note']} |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def default_data_root() -> Path:
+    from batchbald.data import find_shared_data
+
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    if (repo_data / "MNIST").is_dir():
+        return repo_data
+    return find_shared_data() or repo_data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scoring-only", action="store_true", help="only the scoring comparison (a few minutes)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results/benchmarks/loop.md")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per scoring case")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    info = hardware(device)
+    load_start = load_average()
+    print(f"hardware: {info}; load average {load_start}", flush=True)
+
+    scoring = []
+    cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
+    for name, classes, k, n in cases:
+        r = bench_scoring(name, classes, k, n, 1 if args.smoke else args.repeats, device)
+        scoring.append(r)
+        print(f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
+              f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})", flush=True)
+
+    rounds = None
+    if not args.scoring_only:
+        root = args.data or default_data_root()
+        rounds = []
+        for spec in ROUNDS:
+            r = bench_round(spec, root, device, args.smoke)
+            rounds.append(r)
+            if "train_s" in r:
+                print(f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_s(r['train_s'])}s "
+                      f"({r['epochs']} epochs) score={fmt_s(r['score_s'])}s select={fmt_s(r['select_s'])}s "
+                      f"eval={fmt_s(r['eval_s'])}s test_acc={r['test_accuracy']:.3f} {r['note']}", flush=True)
+            else:
+                print(f"round dataset={r['dataset']} {r['note']}", flush=True)
+
+    loads = (load_start, load_average())
+    write_markdown(args.out, info, scoring, rounds, args, loads)
+    print(f"load average at end {loads[1]}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
