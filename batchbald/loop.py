@@ -17,7 +17,7 @@ import torch
 
 from batchbald.acquisition import select
 from batchbald.data import Dataset, Splits
-from batchbald.models import build_model, draw_masks, mc_log_probs
+from batchbald.models import build_model, default_scoring_batch_size, draw_masks, mc_log_probs
 from batchbald.train import TrainConfig, evaluate, train_model
 
 
@@ -214,7 +214,15 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
     else:
         masks = draw_masks(model, cfg.mc_samples, _generator(device, seed))
         pool_idx = torch.as_tensor(pool, dtype=torch.long, device=device)
-        log_probs_N_K_C = mc_log_probs(model, train_x[pool_idx], masks, batch_size=cfg.scoring_batch_size)
+        chunk = cfg.scoring_batch_size or default_scoring_batch_size(model, cfg.mc_samples)
+        piece = 16 * chunk  # a multiple of the chunk: outputs are bitwise those of one mc_log_probs call
+        bar = _progress(len(pool), 0, cfg.progress, desc="scoring pool")
+        parts = []
+        for start in range(0, len(pool), piece):
+            parts.append(mc_log_probs(model, train_x[pool_idx[start:start + piece]], masks, batch_size=chunk))
+            bar.update(min(piece, len(pool) - start))
+        bar.close()
+        log_probs_N_K_C = torch.cat(parts)
     _sync(device)
     t1 = time.perf_counter()
     batch = select(cfg.acquisition, log_probs_N_K_C, n, num_samples=cfg.num_samples, seed=seed)
@@ -222,7 +230,7 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
     return [pool[i] for i in batch.indices], [float(s) for s in batch.scores], t1 - t0, t2 - t1
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, desc: str = "rounds"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="rounds", disable=not enabled, leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, leave=False)
