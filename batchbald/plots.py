@@ -94,6 +94,21 @@ def _missing_note(fig: Figure, group: R.RunGroup, present: set[str]) -> list[str
     return missing
 
 
+def _draw_bands(ax, df: pd.DataFrame, group: R.RunGroup, curves, x_column: str) -> list[int]:
+    """One median line + quartile band per group member with runs; returns the trial counts drawn."""
+    counts = []
+    for i, (experiment, label) in enumerate(group.members):
+        rows = df[df["experiment"] == experiment]
+        if rows.empty:
+            continue
+        curve = curves(rows, experiment)
+        if curve.empty:
+            continue
+        counts.append(_n_runs(rows))
+        _band(ax, curve[x_column], curve, _label(label, rows), COLORS[i % len(COLORS)])
+    return counts
+
+
 def _accuracy_figure(df: pd.DataFrame, group: R.RunGroup, title: str, *,
                      ylim_bottom: float | None = None) -> Figure | None:
     present = list(R.iter_group_frames(df, group))
@@ -102,16 +117,7 @@ def _accuracy_figure(df: pd.DataFrame, group: R.RunGroup, title: str, *,
     with paper_style():
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
-        counts = []
-        for i, (experiment, label) in enumerate(group.members):
-            rows = df[df["experiment"] == experiment]
-            if rows.empty:
-                continue
-            curve = R.accuracy_curves(rows, experiment)
-            if curve.empty:
-                continue
-            counts.append(_n_runs(rows))
-            _band(ax, curve["labelled_size"], curve, _label(label, rows), COLORS[i % len(COLORS)])
+        counts = _draw_bands(ax, df, group, R.accuracy_curves, "labelled_size")
         dataset = _dataset_of(pd.concat([rows for _, _, rows in present]), group.dataset_label)
         ax.set_title(f"{title}\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}", fontsize=10)
         ax.set_xlabel("Acquired dataset size")
@@ -160,16 +166,7 @@ def fig14_label_entropy(df: pd.DataFrame) -> Figure | None:
     with paper_style():
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
-        counts = []
-        for i, (experiment, label) in enumerate(group.members):
-            rows = df[df["experiment"] == experiment]
-            if rows.empty:
-                continue
-            curve = R.label_entropy_curves(rows, experiment)
-            if curve.empty:
-                continue
-            counts.append(_n_runs(rows))
-            _band(ax, curve["step"], curve, _label(label, rows), COLORS[i % len(COLORS)])
+        counts = _draw_bands(ax, df, group, R.label_entropy_curves, "step")
         all_rows = pd.concat([rows for _, _, rows in present])
         classes = _num_classes(all_rows)
         ax.axhline(math.log(classes), color="grey", linestyle="--", linewidth=1,
