@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from batchbald.models import build_model, default_scoring_batch_size, draw_masks, forward_masked, mc_log_probs  # noqa: E402
+from batchbald.tracking import cpu_model  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
 SCORING_CASES = [("mnist_cnn", 10, 10, 256), ("mnist_cnn", 10, 100, 64),
@@ -53,15 +54,7 @@ def timed(fn, device: torch.device) -> float:
 
 
 def hardware(device: torch.device) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
+    info = {"cpu": cpu_model(), "logical cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": str(device), "python": platform.python_version()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

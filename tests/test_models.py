@@ -11,13 +11,7 @@ from batchbald.models import (
 NETS = [("mnist_cnn", 10), ("emnist_cnn", 47)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a shared 2-core box: one thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(name, num_classes, seed=0):

@@ -9,12 +9,7 @@ from batchbald.models import build_model, draw_masks, forward_masked
 from batchbald.train import EvalResult, TrainConfig, evaluate, resolve_device, train_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blocks(n, num_classes=4, seed=0):
