@@ -21,6 +21,35 @@ from batchbald.loop import RoundRecord
 LIST_COLUMNS = ("acquired_indices", "acquired_labels", "acquisition_scores", "class_counts")
 
 
+class LoadMeter:
+    """Average number of cores busy with *other* processes during a measurement (/proc/stat minus our own CPU)."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _busy(self):
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except OSError:
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return (sum(values[:8]) - idle) / self.tick
+
+    def __enter__(self):
+        times = os.times()
+        self.start = (time.perf_counter(), self._busy(), times.user + times.system)
+        return self
+
+    def __exit__(self, *exc):
+        times = os.times()
+        wall, busy, own = time.perf_counter(), self._busy(), times.user + times.system
+        if busy is None or self.start[1] is None:
+            self.foreign = float("nan")
+        else:
+            self.foreign = max(0.0, ((busy - self.start[1]) - (own - self.start[2])) / max(wall - self.start[0], 1e-9))
+        return False
+
+
 def git_commit(repo: Path) -> str:
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)

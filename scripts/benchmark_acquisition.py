@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from batchbald.acquisition import batchbald_batch  # noqa: E402
+from batchbald.tracking import LoadMeter  # noqa: E402
 
 DEFAULT_CASES = [(1000, 20, 10, 10, 10000), (2000, 100, 10, 10, 40000), (2000, 10, 47, 5, 40000),
                  (1000, 20, 10, 40, 10000)]
@@ -91,35 +92,6 @@ def loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
-
-
-class LoadMeter:
-    """Average number of cores busy with *other* processes during a measurement (/proc/stat minus our own CPU)."""
-
-    def __init__(self):
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def _busy(self):
-        try:
-            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except OSError:
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        return (sum(values[:8]) - idle) / self.tick
-
-    def __enter__(self):
-        times = os.times()
-        self.start = (time.perf_counter(), self._busy(), times.user + times.system)
-        return self
-
-    def __exit__(self, *exc):
-        times = os.times()
-        wall, busy, own = time.perf_counter(), self._busy(), times.user + times.system
-        if busy is None or self.start[1] is None:
-            self.foreign = float("nan")
-        else:
-            self.foreign = max(0.0, ((busy - self.start[1]) - (own - self.start[2])) / max(wall - self.start[0], 1e-9))
-        return False
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import platform
 import statistics
@@ -25,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from batchbald.models import build_model, default_scoring_batch_size, draw_masks, forward_masked, mc_log_probs  # noqa: E402
-from batchbald.tracking import cpu_model  # noqa: E402
+from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
 SCORING_CASES = [("mnist_cnn", 10, 10, 256), ("mnist_cnn", 10, 100, 64),
@@ -68,12 +69,11 @@ def load_average() -> str:
         return "n/a"
 
 
-def busy_box() -> bool:
-    """Load average (1 min) above half a core: something else is running."""
-    try:
-        return os.getloadavg()[0] > 0.5
-    except OSError:
-        return False
+def measured(fn, *args) -> dict:
+    """fn(*args) as a row, with the cores other processes kept busy meanwhile (``foreign``)."""
+    with LoadMeter() as meter:
+        row = fn(*args)
+    return {**row, "foreign": meter.foreign}
 
 
 def bench_scoring(name, num_classes, k, n, repeats, device) -> dict:
@@ -186,8 +186,11 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
              f"Command: `python scripts/benchmark_loop.py {' '.join(sys.argv[1:])}`", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}"]
-    if busy_box():
-        lines += ["", "Note: other processes were using the CPU during this run (load average above). On this kind of "
+    worst = max((r["foreign"] for r in scoring + (rounds or []) if not math.isnan(r["foreign"])), default=math.nan)
+    lines += [f"- foreign load (cores kept busy by other processes, /proc/stat minus this process; worst case): "
+              f"{worst:.2f}"]
+    if worst > 0.3:
+        lines += ["", "Note: other processes were using the CPU during this run (foreign load above). On this kind of "
                   "2-core VM timings move several-fold with foreign load (shared/paper/PEER_SPEED.md); "
                   "`--threads 1` is the least sensitive setting. Repeat on an idle machine for reference numbers."]
     if args.smoke:
@@ -198,24 +201,25 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
               f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
               "Throughput counts images x MC samples per second.", "",
               "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | ours samples/s "
-              "| ref samples/s | max abs diff |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| ref samples/s | max abs diff | foreign load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in scoring:
         lines.append(f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
                      f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.1f}x** | {r['ours_tput']:,.0f} | "
-                     f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |")
+                     f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} | {r['foreign']:.2f} |")
     if rounds is not None:
         lines += ["", "## One paper-settings round per dataset", "",
                   "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
                   "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.", "",
                   "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
-                  "test acc | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "test acc | foreign load | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rounds:
             if "train_s" not in r:
-                lines.append(f"| {r['dataset']} | | | | | | | | | | | {r['note']} |")
+                lines.append(f"| {r['dataset']} | | | | | | | | | | | | {r['note']} |")
                 continue
             lines.append(f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
                          f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
-                         f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | {r['note']} |")
+                         f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
+                         f"{r['foreign']:.2f} | {r['note']} |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     scoring = []
     cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
     for name, classes, k, n in cases:
-        r = bench_scoring(name, classes, k, n, 1 if args.smoke else args.repeats, device)
+        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device)
         scoring.append(r)
         print(f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
               f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})", flush=True)
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.data or default_data_root()
         rounds = []
         for spec in ROUNDS:
-            r = bench_round(spec, root, device, args.smoke)
+            r = measured(bench_round, spec, root, device, args.smoke)
             rounds.append(r)
             if "train_s" in r:
                 print(f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_s(r['train_s'])}s "

@@ -1,0 +1,52 @@
+"""The benchmark scripts run end to end on tiny settings, and their load meter tells foreign from own CPU work."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from batchbald.tracking import LoadMeter
+
+REPO = Path(__file__).resolve().parents[1]
+linux_only = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat")
+
+
+@linux_only
+def test_load_meter_counts_another_process_but_not_our_own_work():
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    try:
+        time.sleep(0.3)  # let the child start spinning
+        with LoadMeter() as other:
+            time.sleep(0.8)
+    finally:
+        busy.wait()
+    with LoadMeter() as own:
+        end = time.perf_counter() + 0.8
+        while time.perf_counter() < end:
+            pass
+    assert other.foreign > 0.5, other.foreign  # one spinning child = about one foreign core
+    assert own.foreign < other.foreign - 0.3, (own.foreign, other.foreign)
+
+
+def test_acquisition_benchmark_writes_a_report(tmp_path):
+    out = tmp_path / "acq.md"
+    subprocess.run([sys.executable, str(REPO / "scripts/benchmark_acquisition.py"), "--case", "60,5,3,4,20",
+                    "--no-redux", "--no-baal", "--repeats", "1", "--threads", "1", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    text = out.read_text()
+    assert "| (60, 5, 3, 4, 20) | 3/4 |" in text  # exact while 3^i <= 20 (i = 0, 1, 2 points chosen), then sampled
+    assert "Picks:" in text and "ours [" in text
+
+
+def test_loop_benchmark_smoke_writes_a_report(tmp_path):
+    out = tmp_path / "loop.md"
+    run = subprocess.run([sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1",
+                          "--out", str(out)], check=True, capture_output=True, text=True, timeout=600)
+    text = out.read_text()
+    assert "SMOKE RUN" in text and "foreign load" in text
+    for model, k in [("mnist_cnn", 10), ("mnist_cnn", 100), ("emnist_cnn", 10), ("emnist_cnn", 100)]:
+        assert f"scoring model={model} K={k} speedup=" in run.stdout
+        assert f"| {model} | {k} | 8 |" in text
+    assert "## One paper-settings round per dataset" in text
