@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= paper
 DATA ?= data
 JOBS ?= 2
+TABLE1 ?=
 ARGS ?=
 
 .PHONY: install data test run benchmark benchmark-full figures reproduce-figures clean
@@ -41,7 +42,7 @@ figures: install
 	$(PY) scripts/make_figures.py --runs results/runs --data-root $(DATA)
 
 reproduce-figures: install data
-	$(PY) scripts/reproduce.py --profile $(PROFILE) --jobs $(JOBS) --data-root $(DATA)
+	$(PY) scripts/reproduce.py --profile $(PROFILE) --jobs $(JOBS) --data-root $(DATA) $(if $(TABLE1),--table1,)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

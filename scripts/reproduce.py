@@ -1,6 +1,8 @@
 """Run every group that figures 10-15 need (Hydra multirun), then redraw figures, tables and REPORT.md.
 
-    python scripts/reproduce.py --profile quick --jobs 2
+    python scripts/reproduce.py --profile quick --jobs 2            # figures 10-15 (~75 min on a 2-core CPU)
+    python scripts/reproduce.py --profile quick --jobs 2 --table1   # + the MNIST Table 1 groups (~1 h more)
+    python scripts/reproduce.py --profile paper                     # everything, Table 1 included
 
 Runs land in results/runs/<profile>/<experiment>/seed<seed>/. Finished runs are skipped and interrupted ones resume
 from their checkpoint, so re-running after a crash only does what is missing.
@@ -24,7 +26,7 @@ FIGURE_GROUPS = [
     "rmnist_rep4_bald", "rmnist_rep2_bald", "rmnist_rep1_bald", "rmnist_rep0_bald",  # fig 10
     "rmnist_var_ratios", "rmnist_mean_std", "rmnist_random",  # fig 11
 ]
-TABLE1_GROUPS = ["mnist_batchbald_b10", "mnist_bald_b10", "mnist_bald_b1"]
+TABLE1_GROUPS = ["mnist_bald_b1", "mnist_batchbald_b10", "mnist_bald_b10"]  # b=1: 10x the rounds, so first
 
 
 def main() -> None:
@@ -34,17 +36,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--experiments", nargs="*", default=None, help="subset of groups (default: figures 10-15)")
-    parser.add_argument("--table1", action="store_true", help="also run the MNIST Table 1 groups")
+    parser.add_argument("--table1", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run the MNIST Table 1 groups (default: yes for the paper profile, no for quick)")
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seeds")
     parser.add_argument("--launcher", default="local", help="hydra/launcher config (local, slurm, submitit_local)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="print the Hydra command and stop")
     parser.add_argument("extra", nargs="*", help="further Hydra overrides")
     args = parser.parse_args()
 
     profile = OmegaConf.load(REPO / "configs" / "profile" / f"{args.profile}.yaml")
     seeds = args.seeds or list(profile.seeds)
-    groups = args.experiments or FIGURE_GROUPS + (TABLE1_GROUPS if args.table1 else [])
+    table1 = args.profile == "paper" if args.table1 is None else args.table1
+    groups = args.experiments or (TABLE1_GROUPS if table1 else []) + FIGURE_GROUPS
     threads = args.threads or max(1, (len(__import__("os").sched_getaffinity(0)) // max(args.jobs, 1)))
     sweep_dir = REPO / "results" / "runs" / args.profile
     cmd = [
@@ -58,6 +63,8 @@ def main() -> None:
     if args.launcher == "local":
         cmd.append(f"hydra.launcher.n_jobs={args.jobs}")
     print(" ".join(cmd), flush=True)
+    if args.dry_run:
+        return
     code = subprocess.call(cmd, cwd=REPO)
     if code != 0:
         print(f"some runs failed (exit {code}); re-run the same command to resume what is missing", file=sys.stderr)

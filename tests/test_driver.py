@@ -128,3 +128,20 @@ def test_missing_data_is_one_clear_message(tmp_path):
                     "dataset.split=balanced"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "emnist-balanced" in proc.stderr and str(tmp_path / "empty") in proc.stderr
+
+
+@pytest.mark.parametrize("argv, first_groups, has_table1", [
+    (["--profile", "paper"], "experiment=mnist_bald_b1,mnist_batchbald_b10,mnist_bald_b10,emnist_batchbald", True),
+    (["--profile", "quick"], "experiment=emnist_batchbald,", False),
+    (["--profile", "quick", "--table1"], "experiment=mnist_bald_b1,", True),
+    (["--profile", "paper", "--no-table1"], "experiment=emnist_batchbald,", False),
+])
+def test_reproduce_runs_table1_groups_by_profile(argv, first_groups, has_table1):
+    out = subprocess.run([sys.executable, str(REPO / "scripts/reproduce.py"), *argv, "--dry-run"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    experiments = next(part for part in out.split() if part.startswith("experiment="))
+    assert experiments.startswith(first_groups)
+    assert ("mnist_bald_b1" in experiments) == has_table1
+    assert "rmnist_random" in experiments  # the figure groups are always there
+    seeds = next(part for part in out.split() if part.startswith("seed=")).removeprefix("seed=").split(",")
+    assert len(seeds) == (6 if "paper" in argv else 3)  # the profile's seeds
