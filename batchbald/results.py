@@ -636,12 +636,13 @@ def _fmt_points(value: float) -> str:
 
 
 def acceptance_checks(df: pd.DataFrame) -> list[Check]:
-    """The paper's three findings, checked on ``df`` (one profile):
+    """The paper's findings, checked on ``df`` (one profile):
 
     (a) on RMNIST BatchBALD needs fewer points than BALD to reach 90% (median marks, BALD = 2 reps);
     (b) BALD needs more points to reach 90% as repetitions grow (medians non-decreasing over 0/1/2/4 reps
         and larger at the most than at the fewest repetitions present; at least two present);
-    (c) on EMNIST BatchBALD's final acquired-label entropy and final accuracy are at least BALD's (medians).
+    (c) on EMNIST BatchBALD's final acquired-label entropy and final accuracy are at least BALD's (medians);
+    (d) Table 1: on MNIST BatchBALD b=10 needs fewer points than BALD b=10 to reach 90% (BALD b=1 shown beside).
     """
     present = set(df["experiment"].unique())
     checks = []
@@ -694,6 +695,22 @@ def acceptance_checks(df: pd.DataFrame) -> list[Check]:
     else:
         passed, detail = None, "missing runs: " + ", ".join(e for e in need if e not in present)
     checks.append(Check("c", claim, passed, detail))
+
+    claim = "On MNIST (Table 1), BatchBALD b=10 needs fewer points than BALD b=10 to reach 90% accuracy"
+    need = ["mnist_batchbald_b10", "mnist_bald_b10"]
+    if all(e in present for e in need):
+        bb, _ = experiment_marks(df, need[0], 0.90)
+        bald, _ = experiment_marks(df, need[1], 0.90)
+        passed = bool(bb.median < bald.median) if bb.n_trials and bald.n_trials else None
+        detail = (f"median points to 90%: BatchBALD b=10 {_fmt_points(bb.median)} (n={bb.n_trials}) vs BALD b=10 "
+                  f"{_fmt_points(bald.median)} (n={bald.n_trials})")
+        if "mnist_bald_b1" in present:
+            b1, _ = experiment_marks(df, "mnist_bald_b1", 0.90)
+            detail += f", BALD b=1 {_fmt_points(b1.median)} (n={b1.n_trials})"
+        detail += "; paper 90 vs 120, b=1 96"
+    else:
+        passed, detail = None, "missing runs: " + ", ".join(e for e in need if e not in present)
+    checks.append(Check("d", claim, passed, detail))
     return checks
 
 

@@ -70,6 +70,7 @@ def curve(sizes, tau: float, top: float = 0.97, base: float = 0.6, start: float 
 RMNIST_TAU = {"rmnist_rep0_bald": 60, "rmnist_rep1_bald": 80, "rmnist_rep2_bald": 120, "rmnist_rep4_bald": 150,
               "rmnist_rep4_batchbald": 40, "rmnist_batchbald": 45, "rmnist_var_ratios": 55,
               "rmnist_mean_std": 90, "rmnist_random": 80}
+MNIST_TAU = {"mnist_batchbald_b10": 30, "mnist_bald_b10": 50, "mnist_bald_b1": 30}
 
 
 def make_profile(root: Path, profile: str = "quick", *, batchbald_better: bool = True, skip=(),
@@ -106,6 +107,16 @@ def make_profile(root: Path, profile: str = "quick", *, batchbald_better: bool =
             write_run(root, profile=profile, experiment=experiment, seed=seed, sizes=sizes, batch_size=5,
                       dataset="emnist", num_classes=47, labels=labels, acquisition=experiment.split("_")[1],
                       accuracies=curve(sizes, tau, top=0.6, base=0.02, start=0), notes=notes)
+    mnist = dict(MNIST_TAU) if batchbald_better else {**MNIST_TAU, "mnist_batchbald_b10": 70}
+    for experiment, tau in mnist.items():
+        if experiment in skip:
+            continue
+        b = 1 if experiment.endswith("_b1") else 10
+        for seed in seeds:
+            sizes = list(range(20, 171, b))
+            write_run(root, profile=profile, experiment=experiment, seed=seed, sizes=sizes, batch_size=b,
+                      dataset="mnist", accuracies=curve(sizes, tau * (1 + 0.05 * seed)),
+                      acquisition=experiment.split("_")[1], notes=notes)
     return root
 
 
@@ -302,21 +313,22 @@ def _verdicts(df):
 
 def test_acceptance_when_batchbald_is_better(tmp_path):
     df = R.load_runs(make_profile(tmp_path))
-    assert _verdicts(df) == {"a": True, "b": True, "c": True}
+    assert _verdicts(df) == {"a": True, "b": True, "c": True, "d": True}
 
 
 def test_acceptance_when_batchbald_is_worse(tmp_path):
     df = R.load_runs(make_profile(tmp_path, batchbald_better=False))
-    assert _verdicts(df) == {"a": False, "b": False, "c": False}
+    assert _verdicts(df) == {"a": False, "b": False, "c": False, "d": False}
 
 
 def test_acceptance_with_missing_runs(tmp_path):
     df = R.load_runs(make_profile(tmp_path, skip=("rmnist_batchbald", "emnist_bald", "rmnist_rep1_bald",
-                                                  "rmnist_rep2_bald", "rmnist_rep4_bald")))
+                                                  "rmnist_rep2_bald", "rmnist_rep4_bald", "mnist_bald_b10")))
     checks = {c.key: c for c in R.acceptance_checks(df)}
     assert checks["a"].passed is None and "rmnist_batchbald" in checks["a"].detail
     assert checks["b"].passed is None
     assert checks["c"].passed is None and "emnist_bald" in checks["c"].detail
+    assert checks["d"].passed is None and "mnist_bald_b10" in checks["d"].detail
 
 
 def test_threshold_and_accuracy_tables(tmp_path):
