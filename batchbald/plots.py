@@ -270,7 +270,7 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=PNG_DPI)
-    fig.savefig(paths[1], dpi=PDF_DPI)
+    fig.savefig(paths[1], dpi=PDF_DPI, metadata={"CreationDate": None})  # same data, same bytes
     return paths
 
 

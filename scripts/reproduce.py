@@ -69,8 +69,9 @@ def main() -> None:
     if code != 0:
         print(f"some runs failed (exit {code}); re-run the same command to resume what is missing", file=sys.stderr)
     if not args.no_figures:
-        subprocess.check_call([sys.executable, str(REPO / "scripts" / "make_figures.py"), "--runs",
-                               str(REPO / "results" / "runs"), "--data-root", args.data_root], cwd=REPO)
+        # results/runs relative to the repository, as `make figures` passes it: the tables record run_dir as given
+        subprocess.check_call([sys.executable, str(REPO / "scripts" / "make_figures.py"), "--runs", "results/runs",
+                               "--data-root", args.data_root], cwd=REPO)
     sys.exit(code)
 
 
