@@ -711,10 +711,15 @@ def acceptance_checks(df: pd.DataFrame) -> list[Check]:
     return checks
 
 
-def profile_notes(df: pd.DataFrame, profile: str) -> list[str]:
-    """The reductions of a profile as recorded in run.json config ``profile_notes`` (distinct, in order)."""
-    notes = df.loc[df["profile"] == profile, "profile_notes"].dropna().unique().tolist()
-    return [str(n) for n in notes if str(n).strip()]
+def profile_notes(df: pd.DataFrame, profile: str) -> list[tuple[str, list[str]]]:
+    """(note, experiments that recorded it) for each distinct run.json ``profile_notes`` of a profile, in order.
+
+    A profile's notes can change between sweeps (say, a larger EMNIST pool); runs keep the text they ran under, so a
+    report lists each version with the experiments it applies to.
+    """
+    rows = df[(df["profile"] == profile) & df["profile_notes"].notna()]
+    rows = rows[rows["profile_notes"].astype(str).str.strip() != ""]
+    return [(str(note), sorted(part["experiment"].unique())) for note, part in rows.groupby("profile_notes", sort=False)]
 
 
 def iter_group_frames(df: pd.DataFrame, group: RunGroup) -> Iterable[tuple[str, str, pd.DataFrame]]:

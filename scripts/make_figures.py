@@ -111,9 +111,14 @@ def check_line(check: R.Check) -> str:
 
 def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: Path, fig_dir: Path) -> list[str]:
     lines = [f"## Profile `{profile}`", ""]
-    notes = R.profile_notes(df, profile) or [DEFAULT_NOTES.get(profile, f"profile '{profile}' (no notes recorded)")]
+    notes = R.profile_notes(df, profile)
     lines += ["Reductions / settings of this profile (from run.json `config.profile_notes`):", ""]
-    lines += [f"- {n}" for n in notes] + [""]
+    if len(notes) == 1:
+        lines += [f"- {notes[0][0]}", ""]
+    elif notes:  # the notes changed between sweeps: say which runs each text belongs to
+        lines += [f"- Runs of {', '.join(f'`{e}`' for e in exps)}: {note}" for note, exps in notes] + [""]
+    else:
+        lines += [f"- {DEFAULT_NOTES.get(profile, f'profile {profile!r} (no notes recorded)')}", ""]
 
     order = [e for g in R.GROUPS for e, _ in g.members]
     experiments = sorted(df["experiment"].unique(), key=lambda e: (order.index(e) if e in order else len(order), e))

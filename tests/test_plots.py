@@ -148,6 +148,19 @@ def test_report_when_batchbald_is_better(tmp_path):
     assert (tmp_path / "results" / "quick" / "tables" / "thresholds.csv").exists()
 
 
+def test_report_lists_each_version_of_the_profile_notes_with_its_runs(tmp_path):
+    import json
+    fake.make_profile(tmp_path / "runs", seeds=(1,))
+    for run_json in (tmp_path / "runs").rglob("emnist_*/**/run.json"):  # a later sweep changed the EMNIST settings
+        meta = json.loads(run_json.read_text())
+        meta["config"]["profile_notes"] = "quick: EMNIST pool 200/class"
+        run_json.write_text(json.dumps(meta))
+    report = _report(tmp_path, "--no-figures")
+    assert "- Runs of `emnist_bald`, `emnist_batchbald`, `emnist_random`: quick: EMNIST pool 200/class" in report
+    old = next(line for line in report.splitlines() if line.endswith(": quick: 2 seeds, pool subset"))
+    assert "`rmnist_batchbald`" in old and "emnist" not in old
+
+
 def test_report_when_batchbald_is_worse(tmp_path):
     fake.make_profile(tmp_path / "runs", seeds=(1, 2), batchbald_better=False)
     report = _report(tmp_path, "--no-figures")
