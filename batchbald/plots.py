@@ -269,8 +269,8 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=PNG_DPI)
-    fig.savefig(paths[1], dpi=PDF_DPI, metadata={"CreationDate": None})  # same data, same bytes
+    fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight")  # long titles stay inside the image
+    fig.savefig(paths[1], dpi=PDF_DPI, bbox_inches="tight", metadata={"CreationDate": None})  # same data, same bytes
     return paths
 
 

@@ -51,11 +51,14 @@ class LoadMeter:
 
 
 def git_commit(repo: Path) -> str:
-    """HEAD's hash, "+dirty" when tracked files outside results/ differ from it (results are data, not code)."""
+    """HEAD's hash, "+dirty" when tracked code or configs differ from it.
+
+    results/ (data) and Markdown files (docs, such as a README edited while a sweep runs) do not count.
+    """
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results"],
+                                ":(exclude)results", ":(exclude,glob)**/*.md"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
