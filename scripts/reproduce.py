@@ -1,6 +1,6 @@
 """Run every group that figures 10-15 need (Hydra multirun), then redraw figures, tables and REPORT.md.
 
-    python scripts/reproduce.py --profile quick --jobs 2            # figures 10-15 (~75 min on a 2-core CPU)
+    python scripts/reproduce.py --profile quick --jobs 2            # figures 10-15 (53 min on a 2-core CPU)
     python scripts/reproduce.py --profile quick --jobs 2 --table1   # + the MNIST Table 1 groups (~1 h more)
     python scripts/reproduce.py --profile paper                     # everything, Table 1 included
 
