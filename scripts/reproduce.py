@@ -1,7 +1,7 @@
 """Run every group that figures 10-15 need (Hydra multirun), then redraw figures, tables and REPORT.md.
 
     python scripts/reproduce.py --profile quick --jobs 2            # figures 10-15 (53 min on a 2-core CPU)
-    python scripts/reproduce.py --profile quick --jobs 2 --table1   # + the MNIST Table 1 groups (~1 h more)
+    python scripts/reproduce.py --profile quick --jobs 2 --table1   # + the MNIST Table 1 groups (~50 min more)
     python scripts/reproduce.py --profile paper                     # everything, Table 1 included
 
 Runs land in results/runs/<profile>/<experiment>/seed<seed>/. Finished runs are skipped and interrupted ones resume

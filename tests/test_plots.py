@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -149,7 +150,6 @@ def test_report_when_batchbald_is_better(tmp_path):
 
 
 def test_report_lists_each_version_of_the_profile_notes_with_its_runs(tmp_path):
-    import json
     fake.make_profile(tmp_path / "runs", seeds=(1,))
     for run_json in (tmp_path / "runs").rglob("emnist_*/**/run.json"):  # a later sweep changed the EMNIST settings
         meta = json.loads(run_json.read_text())
