@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from batchbald.acquisition import batchbald_batch  # noqa: E402
-from batchbald.tracking import LoadMeter  # noqa: E402
+from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
 
 DEFAULT_CASES = [(1000, 20, 10, 10, 10000), (2000, 100, 10, 10, 40000), (2000, 10, 47, 5, 40000),
                  (1000, 20, 10, 40, 10000)]
@@ -58,14 +58,10 @@ def make_log_probs(N, K, C, seed=0):
 
 
 def hardware() -> dict:
-    info = {"cpu": platform.processor() or "?", "logical_cpus": os.cpu_count(), "torch": torch.__version__,
+    info = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "numpy": np.__version__, "blas": "MKL" if torch.backends.mkl.is_available() else "other"}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
         mem = Path("/proc/meminfo").read_text().split()
         info["ram_gib"] = round(int(mem[mem.index("MemTotal:") + 1]) / (1 << 20), 1)
     except OSError:
