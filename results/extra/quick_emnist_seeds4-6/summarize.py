@@ -2,15 +2,21 @@
 
 Run from the repository root: python results/extra/quick_emnist_seeds4-6/summarize.py
 """
-import glob, json, pandas as pd
-rows = []
-for f in sorted(glob.glob("results/runs/quick/emnist_b*/seed*/rounds.csv")
-                + glob.glob("results/extra/quick_emnist_seeds4-6/*/seed*/rounds.csv")):
-    d = pd.read_csv(f)
-    m = json.load(open(f.replace("rounds.csv", "run.json")))
-    rows.append(dict(experiment=m["experiment"], seed=m["seed"], accuracy=round(d.test_accuracy.iloc[-1], 4),
-                     label_entropy=round(d.label_entropy.iloc[-1], 3), commit=m["git_commit"][:7] + ("+dirty" if "dirty" in m["git_commit"] else "")))
-t = pd.DataFrame(rows).sort_values(["seed", "experiment"])
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from batchbald.results import load_runs  # noqa: E402
+
+df = pd.concat([load_runs("results/runs/quick"), load_runs("results/extra/quick_emnist_seeds4-6")])
+df = df[df["experiment"].isin(["emnist_bald", "emnist_batchbald"])]
+last = df.sort_values("round").groupby(["experiment", "seed"]).tail(1)
+t = pd.DataFrame({"experiment": last["experiment"], "seed": last["seed"],
+                  "accuracy": last["test_accuracy"].round(4), "label_entropy": last["label_entropy"].round(3),
+                  "commit": last["git_commit"].str.replace(r"^(\w{7})\w*", r"\1", regex=True)}  # short hash (+dirty)
+                 ).sort_values(["seed", "experiment"])
 print(t.to_string(index=False))
 print()
 print("medians over seeds 1-6 (pandas median):")
