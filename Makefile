@@ -8,7 +8,7 @@ JOBS ?= 2
 TABLE1 ?=
 ARGS ?=
 
-.PHONY: install data test run benchmark benchmark-full figures reproduce-figures clean
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ figures: install
 
 reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) --jobs $(JOBS) --data-root $(DATA) $(if $(TABLE1),--table1,)
+
+# Retrain on the paper's logged labelled sets (../shared/paper/official_logs or $$BATCHBALD_OFFICIAL_LOGS) and compare.
+replay: install data
+	$(PY) scripts/replay.py --jobs $(JOBS) --data-root $(DATA) $(ARGS)
+	$(PY) scripts/replay.py --report
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -1,6 +1,7 @@
 """Training with early stopping (SPEC §1), MC-dropout evaluation, device selection."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from batchbald.models import draw_masks, dropout_generator, mc_log_probs, model_
 VALIDATION_BATCH = 1024
 
 
+VALIDATION_SETS = ("heldout", "labelled")
+
+
 @dataclass
 class TrainConfig:
     lr: float = 1e-3
@@ -21,6 +25,10 @@ class TrainConfig:
     epoch_samples: int = 5056
     max_epochs: int = 30
     patience: int = 3
+    # What early stopping scores (deterministic accuracy): "heldout" = the validation set (the released code and
+    # the paper's ablation runs), "labelled" = the labelled training set itself (what the paper's main runs did;
+    # README "Training protocol").
+    validation_set: str = "heldout"
 
 
 @dataclass
@@ -70,16 +78,50 @@ def validation_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> f
     return correct.item() / x.shape[0]
 
 
+class _EarlyStopping:
+    """Best score and weights under one stopping rule; ties count as no improvement (SPEC §1)."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.state, self.bad, self.epochs, self.done = patience, -math.inf, None, 0, 0, False
+
+    def update(self, score: float, model: nn.Module, epoch: int) -> None:
+        if self.done:
+            return
+        self.epochs = epoch
+        if score > self.best:
+            self.best, self.bad = score, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad += 1
+            self.done = self.bad >= self.patience
+
+
 def train_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                 val_y: torch.Tensor, cfg: TrainConfig, *, generator: torch.Generator,
                 progress: bool = False) -> TrainResult:
     """Adam + NLL; an epoch is cfg.epoch_samples indices drawn with replacement from the labelled set.
 
-    Early stopping: after cfg.patience epochs without a validation accuracy above the best (ties count as no
-    improvement), or after cfg.max_epochs; the best weights are restored. Batch indices and train-mode
-    dropout masks come from `generator`, so a run is reproducible from its seed on the same device.
+    Early stopping: after cfg.patience epochs without a deterministic accuracy above the best (ties count as no
+    improvement) on cfg.validation_set, or after cfg.max_epochs; the best weights are restored. Batch indices and
+    train-mode dropout masks come from `generator`, so a run is reproducible from its seed on the same device.
     The model is returned in eval mode. best_val_accuracy is NaN without a validation set.
     """
+    return train_model_rules(model, train_x, train_y, val_x, val_y, cfg, (cfg.validation_set,),
+                             generator=generator, progress=progress)[cfg.validation_set]
+
+
+def train_model_rules(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                      val_y: torch.Tensor, cfg: TrainConfig, rules: tuple[str, ...], *, generator: torch.Generator,
+                      progress: bool = False) -> dict[str, TrainResult]:
+    """`train_model` under several validation sets at once (cfg.validation_set is ignored).
+
+    Validation is deterministic and draws no random numbers, so the weights after every epoch are the same
+    whatever the rule: training runs once, until every rule has stopped, and each rule gets the model it would
+    have returned alone (the first rule gets `model` itself, the others copies).
+    """
+    for rule in rules:
+        if rule not in VALIDATION_SETS:
+            raise ValueError(f"unknown validation set {rule!r}; allowed: {', '.join(VALIDATION_SETS)}")
     device = model_device(model)
     has_val = val_x.shape[0] > 0
     if has_val:
@@ -87,12 +129,16 @@ def train_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, 
     n = train_x.shape[0]
     if n == 0:
         model.eval()
-        return TrainResult(model, 0, validation_accuracy(model, val_x, val_y) if has_val else math.nan)
+        acc = validation_accuracy(model, val_x, val_y) if has_val else math.nan
+        return {rule: TrainResult(model if i == 0 else copy.deepcopy(model), 0, acc if rule == "heldout" else math.nan)
+                for i, rule in enumerate(rules)}
     train_x, train_y = train_x.to(device), train_y.to(device)
+    scored = {"heldout": (val_x, val_y) if has_val else None, "labelled": (train_x, train_y)}
+    stoppers = {rule: _EarlyStopping(cfg.patience) for rule in rules if scored[rule] is not None}
     g = generator_on(device, generator)
     model.to(memory_format=torch.channels_last)  # faster convolutions and pooling on CPU and GPU
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    best_acc, best_state, bad_epochs, epochs = -math.inf, None, 0, 0
+    epochs = 0
     with dropout_generator(model, g):
         for epoch in range(cfg.max_epochs):
             start_time = time.perf_counter()
@@ -107,24 +153,27 @@ def train_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, 
                 if progress:
                     loss_sum += loss.detach() * batch.shape[0]
             epochs += 1
-            if not has_val:
-                continue
-            acc = validation_accuracy(model, val_x, val_y)
+            scores = {}
+            for rule, stopper in stoppers.items():
+                if not stopper.done:
+                    scores[rule] = validation_accuracy(model, *scored[rule])
+                    stopper.update(scores[rule], model, epochs)
             if progress:
-                print(f"epoch {epoch + 1}: train nll {loss_sum.item() / cfg.epoch_samples:.4f}, "
-                      f"val acc {acc:.4f} ({time.perf_counter() - start_time:.1f} s)", flush=True)
-            if acc > best_acc:
-                best_acc, bad_epochs = acc, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-                if bad_epochs >= cfg.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+                shown = ", ".join(f"{rule} acc {acc:.4f}" for rule, acc in scores.items())
+                print(f"epoch {epoch + 1}: train nll {loss_sum.item() / cfg.epoch_samples:.4f}, {shown} "
+                      f"({time.perf_counter() - start_time:.1f} s)", flush=True)
+            if len(stoppers) == len(rules) and all(s.done for s in stoppers.values()):
+                break
     model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return TrainResult(model, epochs, best_acc if has_val else math.nan)
+    results = {}
+    for i, rule in enumerate(rules):
+        stopper = stoppers.get(rule)
+        out = model if i == 0 else copy.deepcopy(model)
+        if stopper is not None and stopper.state is not None:
+            out.load_state_dict(stopper.state)
+        results[rule] = TrainResult(out, stopper.epochs if stopper else epochs, stopper.best if stopper else math.nan)
+    return results
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int, generator: torch.Generator,

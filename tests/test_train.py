@@ -169,3 +169,68 @@ def test_paper_initial_20_mnist_points_reach_about_two_thirds():
     assert 4 <= result.epochs <= 30
     test = evaluate(model, ds.test.x, ds.test.y, k=10, generator=g)
     assert 0.50 <= test.accuracy <= 0.80
+
+
+def scripted_by_set(monkeypatch, heldout_x, script):
+    """Validation accuracy scripted per validation set: script[name][epoch]; records (name, weights) per call."""
+    calls = []
+
+    def fake(model, x, y):
+        name = "heldout" if x is heldout_x or torch.equal(x, heldout_x) else "labelled"
+        calls.append((name, weights(model)))
+        return script[name][sum(1 for n, _ in calls if n == name) - 1]
+
+    monkeypatch.setattr(T, "validation_accuracy", fake)
+    return calls
+
+
+def test_labelled_validation_set_scores_the_training_points(monkeypatch):
+    x, y = blocks(16)
+    vx, vy = blocks(8, seed=1)
+    # the labelled set is fitted at epoch 1 and never improves: stop at the minimum of 1 + patience epochs
+    calls = scripted_by_set(monkeypatch, vx, {"labelled": [1.0, 1.0, 1.0, 1.0, 1.0], "heldout": [0.1] * 10})
+    model = fresh()
+    result = train_model(model, x, y, vx, vy, small_cfg(epoch_samples=64, max_epochs=10, validation_set="labelled"),
+                         generator=torch.Generator().manual_seed(0))
+    assert result.epochs == 4 and result.best_val_accuracy == 1.0
+    assert [n for n, _ in calls] == ["labelled"] * 4  # the held-out set is never looked at
+    assert all(torch.equal(v, calls[0][1][k]) for k, v in model.state_dict().items())  # epoch-1 weights restored
+
+
+def test_real_labelled_validation_stops_once_the_labelled_set_is_fitted():
+    x, y = blocks(24)
+    vx, vy = blocks(64, seed=1)
+    result = train_model(fresh(), x, y, vx, vy, small_cfg(epoch_samples=256, max_epochs=10, validation_set="labelled"),
+                         generator=torch.Generator().manual_seed(0))
+    assert result.best_val_accuracy == 1.0 and result.epochs == 4
+
+
+def test_several_rules_share_one_training_run(monkeypatch):
+    x, y = blocks(16)
+    vx, vy = blocks(8, seed=1)
+    script = {"labelled": [0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "heldout": [0.5, 0.6, 0.7, 0.6, 0.8, 0.7, 0.7, 0.7]}
+    calls = scripted_by_set(monkeypatch, vx, script)
+    cfg = small_cfg(epoch_samples=64, max_epochs=10)
+    both = T.train_model_rules(fresh(), x, y, vx, vy, cfg, ("heldout", "labelled"),
+                               generator=torch.Generator().manual_seed(0))
+    assert both["labelled"].epochs == 5 and both["heldout"].epochs == 8
+    labelled_weights = [w for n, w in calls if n == "labelled"]
+    heldout_weights = [w for n, w in calls if n == "heldout"]
+    assert len(labelled_weights) == 5 and len(heldout_weights) == 8
+    for name, want in (("labelled", labelled_weights[1]), ("heldout", heldout_weights[4])):
+        got = both[name].model.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in got)
+    # the same seed alone gives the same model as its rule did in the shared run
+    for name in ("heldout", "labelled"):
+        calls.clear()
+        alone = train_model(fresh(), x, y, vx, vy, small_cfg(epoch_samples=64, max_epochs=10, validation_set=name),
+                            generator=torch.Generator().manual_seed(0))
+        assert alone.epochs == both[name].epochs
+        ref = both[name].model.state_dict()
+        assert all(torch.equal(v, ref[k]) for k, v in alone.model.state_dict().items())
+
+
+def test_unknown_validation_set_is_refused():
+    x, y = blocks(8)
+    with pytest.raises(ValueError, match="unknown validation set 'test'.*heldout, labelled"):
+        train_model(fresh(), x, y, x, y, small_cfg(validation_set="test"), generator=torch.Generator().manual_seed(0))

@@ -1,0 +1,158 @@
+"""Replay the paper's official runs with our training: per logged round, retrain on the logged labelled set.
+
+    python scripts/replay.py --group rmnist_w_noise_independent_bald_k10_b10 --rounds 10 --trials 2
+    python scripts/replay.py --group mnist_w_noise_independent_bald_k10_b10 --validation-set labelled --jobs 2
+    python scripts/replay.py --report          # tables, figure and summary from what results/fidelity holds
+
+Rows go to results/fidelity/<validation_set>/<group>.csv (one per run, round and trial, with the logged accuracy,
+NLL and epochs beside ours); re-running skips the rows already there, so a killed replay resumes. The logs are
+read from --logs (default: $BATCHBALD_OFFICIAL_LOGS, else ../shared/paper/official_logs beside the repository);
+they are the JSON export of BlackHC/BatchBALD's laaos_results/paper/ (see that folder's README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+
+from batchbald import fidelity  # noqa: E402
+from batchbald.replay import ReplayError, load_log, replay_setting  # noqa: E402
+from batchbald.tracking import cpu_model, git_commit  # noqa: E402
+from batchbald.train import VALIDATION_SETS  # noqa: E402
+
+DEFAULT_GROUPS = (  # the committed set: the main runs behind Figs 2/10/11 and Table 1, and the 0-reps ablation
+    "rmnist_w_noise_independent_bald_k10_b10", "rmnist_w_noise_multibald_bald_k10_b10",
+    "mnist_independent_bald_k100_b10", "mnist_multibald_bald_k100_b10", "mnist_w_noise_independent_bald_k10_b10",
+)
+
+
+def default_logs() -> Path:
+    return Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", REPO.parent / "shared" / "paper" / "official_logs"))
+
+
+def _worker(job: dict) -> dict:
+    """One (run, round, trial) in a fresh process: one thread, its own copy of the dataset (cached per process)."""
+    import torch
+
+    from batchbald import replay
+
+    torch.set_num_threads(1)
+    cache = _worker.__dict__.setdefault("cache", {})
+    key = (job["log"], job["noise_seed"])
+    if key not in cache:
+        if any(k[0] != job["log"] for k in cache):  # keep one group's datasets (one per run: its noise)
+            cache.clear()
+        group = replay.load_log(job["log"])
+        setting = replay.replay_setting(group)
+        cache[key] = (group, setting, replay.load_replay_dataset(setting, job["data_root"], job["noise_seed"]))
+    group, setting, dataset = cache[key]
+    run = group.runs[job["run_index"]]
+    logged = run.rounds[job["round"]]
+    seed = replay.trial_seed(run.seed, logged.index, job["trial"])
+    validation = replay.validation_indices(len(dataset.train), setting.validation_size, run.ever_labelled, seed)
+    results = replay.replay_round(dataset, setting, logged.labelled, tuple(job["rules"]), validation=validation,
+                                  seed=seed)
+    return [{
+        "group": group.group, "run": run.name, "seed": run.seed, "round": logged.index,
+        "labelled_size": len(logged.labelled), "trial": job["trial"], "validation_set": rule,
+        "logged_accuracy": logged.accuracy, "logged_nll": logged.nll, "logged_epochs": logged.epochs,
+        "accuracy": r.accuracy, "nll": r.nll, "epochs": r.epochs,
+        "train_seconds": round(r.train_seconds, 2), "eval_seconds": round(r.eval_seconds, 2),
+        "hardware": job["hardware"], "git_commit": job["git_commit"],
+    } for rule, r in results.items()]
+
+
+def output_csv(out: Path, rule: str, group: str) -> Path:
+    return out / rule / f"{group}.csv"
+
+
+def plan(args) -> list[dict]:
+    """One job per (run, round, trial) with a row missing for any of the requested validation sets."""
+    jobs = []
+    provenance = {"hardware": f"{cpu_model()}, 1 thread", "git_commit": git_commit(REPO)}
+    for name in args.group:
+        log = args.logs / f"{name}.json"
+        group = load_log(log)
+        replay_setting(group)  # fails early, with its reason, for groups we cannot replay (EMNIST)
+        done = {}
+        for rule in args.validation_set:
+            path = output_csv(args.out, rule, group.group)
+            prev = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["run", "round", "trial"])
+            done[rule] = set(zip(prev["run"], prev["round"], prev["trial"]))
+        runs = group.runs if args.seeds is None else [r for r in group.runs if r.seed in args.seeds]
+        # round by round over all runs, so that a partial replay covers every run
+        for rnd_index in range(args.rounds):
+            for run in runs:
+                if rnd_index >= len(run.rounds):
+                    continue
+                rnd = run.rounds[rnd_index]
+                for trial in range(args.trials):
+                    missing = [r for r in args.validation_set if (run.name, rnd.index, trial) not in done[r]]
+                    if missing:
+                        jobs.append({"log": str(log), "run_index": group.runs.index(run), "round": rnd.index,
+                                     "trial": trial, "rules": missing,
+                                     "data_root": str(args.data_root), "noise_seed": run.seed, **provenance})
+    return jobs
+
+
+def append_row(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS), help="official log groups (file stems)")
+    parser.add_argument("--logs", type=Path, default=default_logs(), help="folder of the official JSON logs")
+    parser.add_argument("--rounds", type=int, default=10, help="first N logged rounds of every run (default 10)")
+    parser.add_argument("--trials", type=int, default=2, help="training trials per round (default 2)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these runs (logged seeds)")
+    parser.add_argument("--validation-set", nargs="+", default=list(VALIDATION_SETS), choices=VALIDATION_SETS,
+                        help="early stopping on the held-out validation set (released code) and/or on the labelled "
+                             "set; several share one training run per trial (default: both)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
+    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "fidelity")
+    parser.add_argument("--report", action="store_true", help="only write tables, figure and summary.md")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.report:
+        try:
+            written = fidelity.write_report(args.out)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    try:
+        jobs = plan(args)
+    except ReplayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(jobs)} trainings to do (validation sets: {', '.join(args.validation_set)})", flush=True)
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(_worker, job) for job in jobs]
+        for i, future in enumerate(as_completed(futures), 1):
+            for row in future.result():
+                append_row(output_csv(args.out, row["validation_set"], row["group"]), row)
+                print(f"[{i}/{len(jobs)}] {row['run']} round {row['round']} trial {row['trial']} "
+                      f"{row['validation_set']}: acc {row['accuracy']:.4f} (logged {row['logged_accuracy']:.4f}), "
+                      f"epochs {row['epochs']} (logged {row['logged_epochs']}), "
+                      f"{row['train_seconds'] + row['eval_seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
