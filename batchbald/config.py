@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchbald.acquisition import ACQUISITION_NAMES
+from batchbald.train import VALIDATION_SETS
 
 DATASETS = ("mnist", "repeated_mnist", "emnist")
 MODELS = ("mnist_cnn", "emnist_cnn")
@@ -60,6 +61,9 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"dataset.noise_std must be a number >= 0, got {ds['noise_std']!r}")
     for key in ("batch_size", "epoch_samples", "max_epochs", "patience"):
         _positive_int(cfg, f"train.{key}", train[key])
+    if train.get("validation_set", "heldout") not in VALIDATION_SETS:
+        raise ConfigError(f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, "
+                          f"got {train['validation_set']!r}")
     if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
         raise ConfigError(f"train.lr must be a positive number, got {train['lr']!r}")
     if cfg.get("scoring_batch_size") is not None:

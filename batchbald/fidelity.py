@@ -181,6 +181,31 @@ def figure(df: pd.DataFrame):
     return fig
 
 
+def report_section(root: str | Path, report_dir: str | Path) -> list[str]:
+    """REPORT.md's "Fidelity to the official logs" section from the replay rows under root ([] when none)."""
+    import os
+
+    root = Path(root)
+    df = load_replays(root)
+    if df.empty:
+        return []
+    lines = ["## Fidelity to the official logs", "",
+             "`scripts/replay.py` retrains our model on exactly the labelled set of each logged round of the paper's "
+             "official runs and evaluates it as the paper does (full test set, the run's K MC samples); early "
+             "stopping on the held-out validation set (the released code; our default) and on the labelled set "
+             "share one training run per trial. Δacc = ours − logged per (run, round), median over pairs, bootstrap "
+             "95% interval over runs. README \"Training protocol\" says what follows from it.", "",
+             *markdown_table(summarize(df)), ""]
+    png = root / "replay.png"
+    if png.exists():
+        lines += [f"![Replay of the official logs]({os.path.relpath(png, report_dir)})", ""]
+    summary = root / "summary.md"
+    if summary.exists():
+        lines += [f"Details, tables and provenance: [{os.path.relpath(summary, report_dir)}]"
+                  f"({os.path.relpath(summary, report_dir)}).", ""]
+    return lines
+
+
 def write_report(root: str | Path) -> list[Path]:
     """tables/{summary,rounds,curves}.csv, replay.png/.pdf and summary.md under root."""
     root = Path(root)

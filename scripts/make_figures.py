@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from batchbald import plots  # noqa: E402
+from batchbald import fidelity, plots  # noqa: E402
 from batchbald import results as R  # noqa: E402
 
 PROFILE_ORDER = ("quick", "paper")
@@ -272,6 +272,7 @@ def build_report(df: pd.DataFrame, *, runs_root: Path, results_dir: Path, report
     for profile in profiles:
         lines += profile_section(df[df["profile"] == profile], profile, figures.get(profile, {}),
                                  report_path.parent, results_dir / "figures" / profile)
+    lines += fidelity.report_section(results_dir / "fidelity", report_path.parent)
     return "\n".join(lines).rstrip() + "\n"
 
 

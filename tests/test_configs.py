@@ -65,6 +65,26 @@ def test_paper_settings_follow_spec():
     assert emnist["train"]["epoch_samples"] == 20224 and emnist["dataset"]["validation_size"] == 16384
 
 
+MAIN_RUN_GROUPS = {"rmnist_batchbald", "rmnist_rep2_bald", "rmnist_random", "mnist_bald_b1", "mnist_bald_b10",
+                   "mnist_batchbald_b10", "emnist_bald", "emnist_batchbald", "emnist_random"}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_paper_profile_stops_each_group_as_its_logs_did(experiment):
+    """Main-run groups score the labelled set on the paper profile (README "Training protocol"); the ablation
+    groups and every quick-profile group use the held-out validation set, as the released code does."""
+    paper = resolved([f"experiment={experiment}", "profile=paper"])["train"]["validation_set"]
+    quick = resolved([f"experiment={experiment}", "profile=quick"])["train"]["validation_set"]
+    assert paper == ("labelled" if experiment in MAIN_RUN_GROUPS else "heldout")
+    assert quick == "heldout"
+
+
+def test_validation_set_can_be_overridden_on_the_command_line():
+    cfg = resolved(["experiment=rmnist_batchbald", "train.validation_set=heldout"])
+    assert cfg["train"]["validation_set"] == "heldout"
+    assert resolved([])["train"]["validation_set"] == "heldout"
+
+
 @pytest.mark.parametrize("launcher", ["local", "slurm", "submitit_local"])
 def test_launchers_compose(launcher):
     cfg = compose_dict([f"hydra/launcher={launcher}"], return_hydra_config=True)
@@ -85,6 +105,7 @@ def test_launchers_compose(launcher):
         ("dataset.name=cifar", "dataset.name must be one of mnist, repeated_mnist, emnist"),
         ("acquisition.name=coreset", "acquisition.name must be one of"),
         ("train.max_epochs=0", "train.max_epochs must be"),
+        ("train.validation_set=test", "train.validation_set must be one of heldout, labelled"),
     ],
 )
 def test_bad_values_fail_with_one_line(override, message):

@@ -182,3 +182,16 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     assert (rows["labelled_size"] == 20).all() and (rows["logged_accuracy"] == 0.6).all()
     assert rows["accuracy"].between(0.2, 1.0).all()
     assert script.plan(script.build_parser().parse_args(argv)) == []  # resumed: nothing left to do
+
+
+def test_report_section_for_results_md(tmp_path):
+    root = tmp_path / "results" / "fidelity"
+    assert fidelity.report_section(root, tmp_path / "results") == []
+    (root / "labelled").mkdir(parents=True)
+    pd.DataFrame(fake_rows("labelled", [[0.0, 0.01]], [[4, 4]])).to_csv(root / "labelled" / "g.csv", index=False)
+    (root / "replay.png").write_bytes(b"png")
+    lines = fidelity.report_section(root, tmp_path / "results")
+    text = "\n".join(lines)
+    assert lines[0] == "## Fidelity to the official logs"
+    assert "| RMNIST BALD (Figs 2, 10, 11) | main | labelled | 1 × 2 × 2 |" in text
+    assert "(fidelity/replay.png)" in text
