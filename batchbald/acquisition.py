@@ -30,6 +30,7 @@ _TIE_TOL = 1e-12
 # CPU: elements per candidate block (two float64 buffers of this size stay cache-resident) unless the budget is lower.
 _CPU_BLOCK_ELEMENTS = 1 << 19
 _CPU_MEMORY_BUDGET = 256 << 20
+_CUDA_MEMORY_BUDGET = 1 << 30  # per run: several runs share one GPU (README "Several runs on one GPU")
 # Clustered bound: max(_MIN_GROUPS, _GROUPS_PER_K · K) groups of rows, used when the table has at least
 # _GROUP_RATIO times as many rows (else the bound costs about as much as the gains themselves).
 _MIN_GROUPS, _GROUPS_PER_K, _GROUP_RATIO = 32, 4, 4
@@ -183,8 +184,8 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
     Σ_g W_g H(r̄_g P̂_n) for any grouping g of the rows (r̄_g their weighted mean; one group, then a weighted k-means
     grouping), and in the exact regime from submodularity (a gain never grows from one exact step to the next,
     appendix A); candidates are evaluated in decreasing order of bound until no bound reaches the best gain.
-    Work is done in candidate blocks, cache-sized on CPU (≤ memory_budget bytes; default 256 MiB on CPU, a quarter of
-    the free memory up to 2 GiB on CUDA): one GEMM P[block·C, K] @ r[K, rows] per block, then log, multiply and a
+    Work is done in candidate blocks, cache-sized on CPU (≤ memory_budget bytes; default 256 MiB on CPU, a fixed
+    1 GiB on CUDA): one GEMM P[block·C, K] @ r[K, rows] per block, then log, multiply and a
     weighted row reduction, into reused buffers.
     """
     lp_N_K_C = _as_f64(log_probs_N_K_C)
@@ -267,10 +268,14 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
 
 
 def _drop_tail(q_M: torch.Tensor) -> torch.Tensor:
-    """Indices of the configurations to keep: all but the smallest ones whose total mass is < _TAIL_MASS."""
-    order = torch.argsort(q_M)
-    tail = torch.cumsum(q_M[order], dim=0) < _TAIL_MASS
-    return order[~tail]
+    """Indices of the configurations to keep: all but the smallest ones whose total mass is < _TAIL_MASS.
+
+    Sorted and summed on the CPU (at most M values): CUDA's sort and cumsum need not be bitwise repeatable, and
+    which rows are kept must not depend on the run."""
+    q_cpu = q_M.cpu()
+    order = torch.argsort(q_cpu, stable=True)
+    tail = torch.cumsum(q_cpu[order], dim=0) < _TAIL_MASS
+    return order[~tail].to(q_M.device)
 
 
 def _draw_labels(lp_K_C: torch.Tensor, S: int, generator: torch.Generator) -> torch.Tensor:
@@ -369,12 +374,8 @@ class _JointEntropyKernel:
         N, C, K = probs_N_C_K.shape
         self.K, self.C = K, C
         self.device = probs_N_C_K.device
-        if memory_budget is None:
-            if self.device.type == "cuda":
-                free, _ = torch.cuda.mem_get_info(self.device)
-                memory_budget = min(2 << 30, free // 4)
-            else:
-                memory_budget = _CPU_MEMORY_BUDGET
+        if memory_budget is None:  # fixed, not "free memory": the same shapes whatever else runs on the GPU
+            memory_budget = _CUDA_MEMORY_BUDGET if self.device.type == "cuda" else _CPU_MEMORY_BUDGET
         self.budget_elements = max(1 << 12, memory_budget // 8 // 2)  # two float64 buffers
         self.target_elements = self.budget_elements if self.device.type == "cuda" else min(
             self.budget_elements, _CPU_BLOCK_ELEMENTS)

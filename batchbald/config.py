@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from batchbald.acquisition import ACQUISITION_NAMES
 from batchbald.train import VALIDATION_SETS
 
@@ -33,8 +35,8 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"model.name must be one of {', '.join(MODELS)}, got {cfg['model']['name']!r}")
     if acq["name"] not in ACQUISITION_NAMES:
         raise ConfigError(f"acquisition.name must be one of {', '.join(ACQUISITION_NAMES)}, got {acq['name']!r}")
-    if cfg["device"] not in DEVICES:
-        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
+    if cfg["device"] not in DEVICES and not re.fullmatch(r"cuda:\d+", str(cfg["device"])):
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:<index>, got {cfg['device']!r}")
     if cfg["wandb"]["mode"] not in WANDB_MODES:
         raise ConfigError(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg['wandb']['mode']!r}")
     _positive_int(cfg, "seed", cfg["seed"], minimum=0)

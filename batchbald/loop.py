@@ -83,12 +83,23 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def save_checkpoint(path: Path, state: LoopState, fingerprint: str) -> None:
+class CheckpointError(ValueError):
+    """A checkpoint cannot be resumed here (the message says why and what to do)."""
+
+
+def numerics_tag(device: torch.device) -> str:
+    """Where a checkpoint's numbers came from: device type (GPU model) and torch version."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return f"{name}, torch {torch.__version__}"
+
+
+def save_checkpoint(path: Path, state: LoopState, fingerprint: str, numerics: str = "") -> None:
     """Atomic write: a crash mid-write leaves the previous checkpoint intact."""
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
             "fingerprint": fingerprint,
+            "numerics": numerics,
             "labelled": state.labelled,
             "pool": state.pool,
             "acquired": state.acquired,
@@ -100,13 +111,19 @@ def save_checkpoint(path: Path, state: LoopState, fingerprint: str) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, fingerprint: str) -> LoopState | None:
+def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopState | None:
     if not path.exists():
         return None
     ckpt = torch.load(path, weights_only=False)
     if ckpt["fingerprint"] != fingerprint:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was written by a run with a different config; use another output directory or delete it"
+        )
+    written_on = ckpt.get("numerics", "")
+    if numerics and written_on and written_on != numerics:
+        raise CheckpointError(
+            f"{path} was written on {written_on} but this run is on {numerics}: resuming would mix their numerics; "
+            "resume where it started, or start a new output directory"
         )
     torch.set_rng_state(ckpt["torch_rng_state"])
     return LoopState(
@@ -133,7 +150,8 @@ def run_loop(
     on_round: Callable[[list[RoundRecord]], None] | None = None,
 ) -> list[RoundRecord]:
     """Run (or resume) the loop until `budget` points are acquired or `target_accuracy` is reached."""
-    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    numerics = numerics_tag(device)
+    state = load_checkpoint(checkpoint, fingerprint, numerics) if checkpoint else None
     if state is None:
         state = LoopState(labelled=list(splits.initial), pool=list(splits.pool))
     if state.rounds and not state.rounds[-1].acquired_indices:  # already finished
@@ -196,7 +214,7 @@ def run_loop(
         )
         state.rounds.append(record)
         if checkpoint:
-            save_checkpoint(checkpoint, state, fingerprint)
+            save_checkpoint(checkpoint, state, fingerprint, numerics)
         if on_round:
             on_round(state.rounds)
         bar.update(1)

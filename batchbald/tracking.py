@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from batchbald import numerics
 from batchbald.loop import RoundRecord
 
 LIST_COLUMNS = ("acquired_indices", "acquired_labels", "acquisition_scores", "class_counts")
@@ -120,6 +121,7 @@ class RunRecorder:
             "torch_version": torch.__version__,
             "device": str(device),
             "hardware": hardware(device),
+            "numerics": numerics.record(device),
             "start_time": previous.get("start_time", _now()),
             "resumed_at": previous.get("resumed_at", []) + ([_now()] if previous else []),
             "end_time": None,

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,17 +47,37 @@ class EvalResult:
     nll: float
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" (CUDA when present, else CPU), "cpu" or "cuda[:i]"; CUDA requested but absent -> ValueError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def gpu_hardware_present() -> str | None:
+    """Evidence of an NVIDIA GPU on this machine whether or not torch can use it (a device node or nvidia-smi)."""
+    if Path("/dev/nvidia0").exists():
+        return "/dev/nvidia0 exists"
+    if shutil.which("nvidia-smi"):
+        return "nvidia-smi is installed"
+    return None
+
+
+def resolve_device(name: str, job_index: int = 0) -> torch.device:
+    """"auto" (CUDA when present, else CPU), "cpu" or "cuda[:i]"; CUDA requested but absent -> ValueError.
+
+    "auto" and "cuda" on a box with several GPUs give job `job_index` the GPU job_index % count (local sweeps
+    spread over the GPUs). "auto" falling back to the CPU while a GPU seems present warns loudly.
+    """
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if name == "auto" and not torch.cuda.is_available():
+        evidence = gpu_hardware_present()
+        if evidence:
+            warnings.warn(f"device=auto: a GPU seems present ({evidence}) but torch {torch.__version__} (CUDA "
+                          f"{torch.version.cuda}) cannot use it (driver too old or not visible?); running on the CPU",
+                          stacklevel=2)
+        return torch.device("cpu")
+    if name in ("auto", "cuda") or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        if name in ("auto", "cuda"):
+            return torch.device("cuda", job_index % torch.cuda.device_count())
         return torch.device(name)
-    raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda")
+    raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:<i>")
 
 
 def generator_on(device: torch.device, generator: torch.Generator) -> torch.Generator:

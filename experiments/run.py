@@ -17,9 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-# Bitwise-reproducible MKL results for a given thread count, whatever the memory alignment (same seed, same
-# acquisitions across processes, which resuming relies on).
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+# Before torch loads: kernels pinned to the AVX2 baseline (same numbers on any x86-64 machine with AVX2; opt out with
+# BATCHBALD_CPU_ISA=native), bitwise-stable MKL, cuBLAS's deterministic workspace. See batchbald/numerics.py.
+from batchbald.numerics import pin_cpu_isa  # noqa: E402  (imports no torch)
+
+pin_cpu_isa()
 
 from batchbald.config import ConfigError, check_sizes, validate_config  # noqa: E402
 from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
@@ -32,10 +34,18 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _job_index() -> int:
+    """This job's number in a multirun (0 for a single run): spreads local jobs over the GPUs of a box."""
+    try:
+        return int(HydraConfig.get().job.num or 0)
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
 def run(cfg: DictConfig) -> float | None:
     import torch
 
-    from batchbald.loop import LoopConfig, run_loop
+    from batchbald.loop import CheckpointError, LoopConfig, run_loop
     from batchbald.tracking import RunRecorder
     from batchbald.train import TrainConfig, resolve_device
 
@@ -44,9 +54,13 @@ def run(cfg: DictConfig) -> float | None:
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     try:
-        device = resolve_device(config["device"])
+        device = resolve_device(config["device"], job_index=_job_index())
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if device.type == "cuda":
+        from batchbald.numerics import configure_cuda
+
+        configure_cuda(tf32=bool(config.get("cuda_tf32", False)))
     out_dir = Path(HydraConfig.get().runtime.output_dir)
 
     run_json = out_dir / "run.json"
@@ -91,6 +105,9 @@ def run(cfg: DictConfig) -> float | None:
     try:
         records = run_loop(dataset, splits, loop_cfg, device, checkpoint=out_dir / "checkpoint.pt",
                            fingerprint=fingerprint(config), on_round=on_round)
+    except CheckpointError as e:
+        recorder.finish("failed")
+        raise ConfigError(str(e)) from None
     except BaseException:
         recorder.finish("failed")
         raise

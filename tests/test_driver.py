@@ -32,7 +32,7 @@ def tiny(root: Path, *extra: str) -> list[str]:
     return ["dataset=emnist", "model=emnist_cnn", "dataset.split=tiny", f"dataset.root={root}",
             "dataset.validation_size=20", "dataset.test_subset=null", "acquisition=batchbald",
             "acquisition.batch_size=3", "acquisition.num_samples=64", "budget=6", "mc_samples=3",
-            "train.epoch_samples=256", "train.max_epochs=3", "threads=1", "progress=false", *extra]
+            "train.epoch_samples=256", "train.max_epochs=3", "threads=1", "progress=false", "device=cpu", *extra]
 
 
 def run(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -56,6 +56,9 @@ def test_single_run_writes_results_and_wandb(root, tmp_path):
     assert meta["status"] == "finished" and meta["seed"] == 0 and meta["torch_version"]
     assert meta["config"]["dataset"]["split"] == "tiny" and meta["git_commit"] and meta["end_time"]
     assert meta["device"] == "cpu" and meta["elapsed_seconds"] > 0
+    numerics = meta["numerics"]
+    assert numerics["cpu_capability"] and numerics["threads"] == 1 and numerics["mkl_cbwr"]
+    assert numerics["cpu_isa_setting"] == "avx2" and numerics["torch"] == meta["torch_version"]
     assert "round 2: labelled 6" in proc.stdout + proc.stderr
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and b"test_accuracy" in runs[0].read_bytes() and b"label_entropy" in runs[0].read_bytes()

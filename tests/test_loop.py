@@ -95,6 +95,16 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path):
         run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="other")
 
 
+def test_checkpoint_from_other_numerics_is_refused(tmp_path):
+    from batchbald.loop import CheckpointError, LoopState, load_checkpoint, save_checkpoint
+
+    ckpt = tmp_path / "checkpoint.pt"
+    save_checkpoint(ckpt, LoopState(labelled=[1], pool=[2, 3]), "f", "NVIDIA H200, torch 2.11.0+cu130")
+    with pytest.raises(CheckpointError, match="written on NVIDIA H200, torch 2.11.0.*this run is on cpu, torch"):
+        load_checkpoint(ckpt, "f", "cpu, torch 2.14.1")
+    assert load_checkpoint(ckpt, "f", "NVIDIA H200, torch 2.11.0+cu130").pool == [2, 3]
+
+
 def test_zero_initial_points_first_round_uses_untrained_model(data):
     dataset, _ = data
     splits = make_splits(dataset, initial=0, validation_size=20, seed=0)
