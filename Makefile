@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PROFILE ?= paper
+PROFILE ?= auto
 DATA ?= data
-JOBS ?= 2
+JOBS ?=
 TABLE1 ?=
 ARGS ?=
 
@@ -23,6 +23,8 @@ data: install
 	$(PY) scripts/prepare_data.py --root $(DATA)
 
 test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 run: install
@@ -42,11 +44,11 @@ figures: install
 	$(PY) scripts/make_figures.py --runs results/runs --data-root $(DATA)
 
 reproduce-figures: install data
-	$(PY) scripts/reproduce.py --profile $(PROFILE) --jobs $(JOBS) --data-root $(DATA) $(if $(TABLE1),--table1,)
+	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,)
 
 # Retrain on the paper's logged labelled sets (../shared/paper/official_logs or $$BATCHBALD_OFFICIAL_LOGS) and compare.
 replay: install data
-	$(PY) scripts/replay.py --jobs $(JOBS) --data-root $(DATA) $(ARGS)
+	$(PY) scripts/replay.py --jobs $(or $(JOBS),2) --data-root $(DATA) $(ARGS)
 	$(PY) scripts/replay.py --report
 
 clean:

@@ -83,8 +83,9 @@ def select(name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None) ->
     log_probs_N_K_C = _check_log_probs(log_probs_N_K_C)  # float64, renormalised over classes
     N, K, C = log_probs_N_K_C.shape
     _check_batch_size(batch_size, N)
-    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                    or num_samples < 1):
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
         raise ValueError(f"num_samples must be None or a positive int, got {num_samples!r}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be None or an int, got {seed!r}.")
@@ -98,8 +99,12 @@ def select(name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None) ->
         return batchbald_batch(log_probs_N_K_C, batch_size, num_samples=num_samples, seed=seed).batch
     if name == "mean_std" and K < 2:
         raise ValueError("mean_std needs at least K = 2 MC samples (it uses the unbiased std over samples).")
-    score_fn = {"bald": bald_scores, "entropy": entropy_scores, "var_ratios": var_ratios_scores,
-                "mean_std": mean_std_scores}[name]
+    score_fn = {
+        "bald": bald_scores,
+        "entropy": entropy_scores,
+        "var_ratios": var_ratios_scores,
+        "mean_std": mean_std_scores,
+    }[name]
     return top_k(score_fn(log_probs_N_K_C), batch_size)
 
 
@@ -157,8 +162,9 @@ def default_num_samples(K: int) -> int:
     return max(1, 40000 // K) * K
 
 
-def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, prune=True,
-                    memory_budget=None) -> BatchBALDResult:
+def batchbald_batch(
+    log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, prune=True, memory_budget=None
+) -> BatchBALDResult:
     """Greedy BatchBALD (paper Algorithm 1) in float64, with per-step statistics. Inputs as `select` (unchecked).
 
     Step i (i points A already chosen) scores every candidate n by the joint entropy H(y_A, y_n):
@@ -215,7 +221,7 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
             weights_R = torch.ones(1, dtype=torch.float64, device=device)
             rows_K_R = torch.full((K, 1), 1.0 / K, dtype=torch.float64, device=device)
             joint_entropy_A, regime, configurations = 0.0, "bald", 1
-        elif C ** i <= M:
+        elif C**i <= M:
             lp_last_C_K = lp_N_K_C[chosen[-1]].t()
             if log_joint_M_K is None:
                 log_joint_M_K = lp_last_C_K.contiguous()
@@ -240,7 +246,8 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
                 log_joint_M_K = log_joint_M_K + lp_N_K_C[chosen[-1]].t()[labels_M.to(device)]
             _, inverse_M, counts_U = torch.unique(configs_M_I, dim=0, return_inverse=True, return_counts=True)
             first_U = torch.full((counts_U.numel(),), configs_M_I.shape[0], dtype=torch.long).scatter_reduce_(
-                0, inverse_M, torch.arange(configs_M_I.shape[0]), "amin")
+                0, inverse_M, torch.arange(configs_M_I.shape[0]), "amin"
+            )
             log_joint_U_K = log_joint_M_K[first_U.to(device)]
             lse_U = torch.logsumexp(log_joint_U_K, dim=1)
             weights_R = counts_U.to(device=device, dtype=torch.float64) / configs_M_I.shape[0]
@@ -249,8 +256,9 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
             regime, configurations = "sampled", configs_M_I.shape[0]
 
         exact = regime != "sampled"
-        candidates, gains = _candidate_gains(kernel, rows_K_R, weights_R, cond_N, available_N,
-                                             gain_bound_N if exact else None, prune)
+        candidates, gains = _candidate_gains(
+            kernel, rows_K_R, weights_R, cond_N, available_N, gain_bound_N if exact else None, prune
+        )
         if exact:
             gain_bound_N[candidates] = torch.minimum(gain_bound_N[candidates], gains)
         tied = gains >= gains.max() - _TIE_TOL
@@ -261,8 +269,17 @@ def batchbald_batch(log_probs_N_K_C, batch_size, *, num_samples=None, seed=None,
         chosen.append(winner)
         chosen_cond += float(cond_N[winner])
         available_N[winner] = False
-        steps.append(StepStats(i, regime, configurations, rows_K_R.shape[1], int(candidates.numel()),
-                               kernel.elements - elements_before, time.perf_counter() - t0))
+        steps.append(
+            StepStats(
+                i,
+                regime,
+                configurations,
+                rows_K_R.shape[1],
+                int(candidates.numel()),
+                kernel.elements - elements_before,
+                time.perf_counter() - t0,
+            )
+        )
 
     return BatchBALDResult(AcquisitionBatch(chosen, scores), steps)
 
@@ -302,7 +319,8 @@ def _candidate_gains(kernel, rows_K_R, weights_R, cond_N, available_N, gain_boun
     if groups * _GROUP_RATIO <= R and candidates.numel() > 1:
         centroids_K_G, weights_G = _cluster(rows_K_R, weights_R, groups)
         bound_N[candidates] = torch.minimum(
-            bound_N[candidates], kernel.entropies(centroids_K_G, weights_G, candidates) - cond_N[candidates])
+            bound_N[candidates], kernel.entropies(centroids_K_G, weights_G, candidates) - cond_N[candidates]
+        )
         top = candidates[bound_N[candidates].argmax()].reshape(1)  # a first gain to compare the bounds with
         parts_idx.append(top)
         parts_gain.append(kernel.entropies(rows_K_R, weights_R, top) - cond_N[top])
@@ -315,7 +333,7 @@ def _candidate_gains(kernel, rows_K_R, weights_R, cond_N, available_N, gain_boun
     block = kernel.block_size(R)
     done = 0
     while done < order.numel() and float(bounds[done]) >= best - _BOUND_MARGIN:
-        idx = order[done:done + block]
+        idx = order[done : done + block]
         gains = kernel.entropies(rows_K_R, weights_R, idx) - cond_N[idx]
         parts_idx.append(idx)
         parts_gain.append(gains)
@@ -337,8 +355,9 @@ def _cluster(rows_K_R: torch.Tensor, weights_R: torch.Tensor, groups: int):
     centroids_G_K = X_R_K[torch.unique(torch.searchsorted(cumulative, targets).clamp_(max=R - 1))]
     fit = torch.linspace(0, R - 1, min(R, _KMEANS_FIT_ROWS), device=device).round().long()
     for _ in range(_KMEANS_ITERATIONS):
-        weights_G, sums_G_K = _group_sums(X_R_K[fit], weights_R[fit], _nearest(X_R_K[fit], centroids_G_K),
-                                          centroids_G_K.shape[0])
+        weights_G, sums_G_K = _group_sums(
+            X_R_K[fit], weights_R[fit], _nearest(X_R_K[fit], centroids_G_K), centroids_G_K.shape[0]
+        )
         filled = weights_G > 0
         centroids_G_K = torch.where(filled[:, None], sums_G_K / weights_G.clamp(min=1e-300)[:, None], centroids_G_K)
     weights_G, sums_G_K = _group_sums(X_R_K, weights_R, _nearest(X_R_K, centroids_G_K), centroids_G_K.shape[0])
@@ -349,7 +368,8 @@ def _cluster(rows_K_R: torch.Tensor, weights_R: torch.Tensor, groups: int):
 def _group_sums(X_R_K, weights_R, labels_R, G):
     weights_G = torch.zeros(G, dtype=torch.float64, device=X_R_K.device).index_add_(0, labels_R, weights_R)
     sums_G_K = torch.zeros(G, X_R_K.shape[1], dtype=torch.float64, device=X_R_K.device).index_add_(
-        0, labels_R, X_R_K * weights_R[:, None])
+        0, labels_R, X_R_K * weights_R[:, None]
+    )
     return weights_G, sums_G_K
 
 
@@ -358,8 +378,9 @@ def _nearest(X_R_K: torch.Tensor, centroids_G_K: torch.Tensor) -> torch.Tensor:
     sq_G = (centroids_G_K * centroids_G_K).sum(1)
     step = max(1, _ASSIGN_CHUNK // centroids_G_K.shape[0])
     c_K_G = centroids_G_K.t()
-    return torch.cat([torch.addmm(sq_G, X_R_K[r:r + step], c_K_G, alpha=-2).argmin(dim=1)
-                      for r in range(0, X_R_K.shape[0], step)])
+    return torch.cat(
+        [torch.addmm(sq_G, X_R_K[r : r + step], c_K_G, alpha=-2).argmin(dim=1) for r in range(0, X_R_K.shape[0], step)]
+    )
 
 
 class _JointEntropyKernel:
@@ -377,8 +398,9 @@ class _JointEntropyKernel:
         if memory_budget is None:  # fixed, not "free memory": the same shapes whatever else runs on the GPU
             memory_budget = _CUDA_MEMORY_BUDGET if self.device.type == "cuda" else _CPU_MEMORY_BUDGET
         self.budget_elements = max(1 << 12, memory_budget // 8 // 2)  # two float64 buffers
-        self.target_elements = self.budget_elements if self.device.type == "cuda" else min(
-            self.budget_elements, _CPU_BLOCK_ELEMENTS)
+        self.target_elements = (
+            self.budget_elements if self.device.type == "cuda" else min(self.budget_elements, _CPU_BLOCK_ELEMENTS)
+        )
         self._buffers: dict[str, torch.Tensor] = {}
         self.elements = 0  # candidate × row pairs processed so far (work counter for benchmarks)
 
@@ -405,10 +427,11 @@ class _JointEntropyKernel:
         self.elements += candidates.numel() * R
         row_step, block = self._steps(R)
         for start in range(0, candidates.numel(), block):
-            idx = candidates[start:start + block]
+            idx = candidates[start : start + block]
             B = idx.numel()
-            probs_BC_K = torch.index_select(self.probs_N_C_K, 0, idx,
-                                            out=self._buffer("p", B * C * K).view(B, C, K)).view(B * C, K)
+            probs_BC_K = torch.index_select(
+                self.probs_N_C_K, 0, idx, out=self._buffer("p", B * C * K).view(B, C, K)
+            ).view(B * C, K)
             acc_BC = None
             for r0 in range(0, R, row_step):
                 r1 = min(R, r0 + row_step)
@@ -419,7 +442,7 @@ class _JointEntropyKernel:
                 logs.mul_(joint)
                 part = logs @ weights_R[r0:r1]
                 acc_BC = part if acc_BC is None else acc_BC + part
-            out[start:start + B] = -acc_BC.view(B, C).sum(dim=1)
+            out[start : start + B] = -acc_BC.view(B, C).sum(dim=1)
         return out
 
 
@@ -435,15 +458,18 @@ def _check_log_probs(log_probs_N_K_C) -> torch.Tensor:
     if not log_probs_N_K_C.is_floating_point():
         raise ValueError(f"log_probs_N_K_C must be a floating-point tensor, got {log_probs_N_K_C.dtype}.")
     if min(log_probs_N_K_C.shape) < 1:
-        raise ValueError("log_probs_N_K_C must be non-empty in every dimension, "
-                         f"got shape {tuple(log_probs_N_K_C.shape)}.")
+        raise ValueError(
+            f"log_probs_N_K_C must be non-empty in every dimension, got shape {tuple(log_probs_N_K_C.shape)}."
+        )
     if not bool(torch.isfinite(log_probs_N_K_C).all()):
         raise ValueError("log_probs_N_K_C contains NaN or infinite values; pass finite log-probabilities.")
     lp_N_K_C = log_probs_N_K_C.detach().to(torch.float64)
     lse_N_K_1 = torch.logsumexp(lp_N_K_C, dim=2, keepdim=True)
     if float(lse_N_K_1.abs().max()) > 1e-3:
-        raise ValueError("log_probs_N_K_C is not normalised (logsumexp over classes differs from 0 by more than 1e-3): "
-                         "pass log-probabilities (log_softmax), not logits.")
+        raise ValueError(
+            "log_probs_N_K_C is not normalised (logsumexp over classes differs from 0 by more than 1e-3): "
+            "pass log-probabilities (log_softmax), not logits."
+        )
     return lp_N_K_C - lse_N_K_1  # float64, renormalised (float32 inputs are off by up to ~1e-7)
 
 

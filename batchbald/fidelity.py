@@ -66,9 +66,14 @@ def per_round(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (validation_set, group, run, round): trial means of ours, the logged values, the difference."""
     keys = ["validation_set", "group", "run", "seed", "round", "labelled_size"]
     out = df.groupby(keys, as_index=False).agg(
-        accuracy=("accuracy", "mean"), nll=("nll", "mean"), epochs=("epochs", "mean"), trials=("trial", "count"),
-        logged_accuracy=("logged_accuracy", "first"), logged_nll=("logged_nll", "first"),
-        logged_epochs=("logged_epochs", "first"))
+        accuracy=("accuracy", "mean"),
+        nll=("nll", "mean"),
+        epochs=("epochs", "mean"),
+        trials=("trial", "count"),
+        logged_accuracy=("logged_accuracy", "first"),
+        logged_nll=("logged_nll", "first"),
+        logged_epochs=("logged_epochs", "first"),
+    )
     out["diff"] = out["accuracy"] - out["logged_accuracy"]
     return out
 
@@ -90,14 +95,25 @@ def summarize(df: pd.DataFrame) -> list[GroupSummary]:
     for (rule, group), r in rounds.groupby(["validation_set", "group"], sort=False):
         raw = df[(df["validation_set"] == rule) & (df["group"] == group)]
         by_run = [g["diff"].to_numpy() for _, g in r.groupby("run")]
-        out.append(GroupSummary(
-            group=group, validation_set=rule, runs=r["run"].nunique(), rounds=len(r), trials=int(r["trials"].max()),
-            median_diff=float(r["diff"].median()), diff_ci=bootstrap_median_ci(by_run),
-            mean_diff=float(r["diff"].mean()), share_higher=float((r["diff"] > 0).mean()),
-            epochs_ours=float(raw["epochs"].mean()), epochs_logged=float(r["logged_epochs"].mean()),
-            at_min_ours=float((raw["epochs"] == MIN_EPOCHS).mean()),
-            at_min_logged=float((r["logged_epochs"] == MIN_EPOCHS).mean()),
-            nll_ours=float(raw["nll"].mean()), nll_logged=float(r["logged_nll"].mean())))
+        out.append(
+            GroupSummary(
+                group=group,
+                validation_set=rule,
+                runs=r["run"].nunique(),
+                rounds=len(r),
+                trials=int(r["trials"].max()),
+                median_diff=float(r["diff"].median()),
+                diff_ci=bootstrap_median_ci(by_run),
+                mean_diff=float(r["diff"].mean()),
+                share_higher=float((r["diff"] > 0).mean()),
+                epochs_ours=float(raw["epochs"].mean()),
+                epochs_logged=float(r["logged_epochs"].mean()),
+                at_min_ours=float((raw["epochs"] == MIN_EPOCHS).mean()),
+                at_min_logged=float((r["logged_epochs"] == MIN_EPOCHS).mean()),
+                nll_ours=float(raw["nll"].mean()),
+                nll_logged=float(r["logged_nll"].mean()),
+            )
+        )
     order = list(GROUP_INFO)
     out.sort(key=lambda s: (order.index(s.group) if s.group in order else len(order), s.validation_set))
     return out
@@ -118,22 +134,39 @@ def summary_frame(summaries: list[GroupSummary]) -> pd.DataFrame:
     rows = []
     for s in summaries:
         name, regime, feeds = GROUP_INFO.get(s.group, (s.group, "?", ""))
-        rows.append({
-            "group": s.group, "name": name, "log_regime": regime, "feeds": feeds, "validation_set": s.validation_set,
-            "runs": s.runs, "rounds": s.rounds, "trials": s.trials, "median_diff": round(s.median_diff, 4),
-            "ci_low": round(s.diff_ci[0], 4), "ci_high": round(s.diff_ci[1], 4), "mean_diff": round(s.mean_diff, 4),
-            "share_higher": round(s.share_higher, 3), "epochs_ours": round(s.epochs_ours, 2),
-            "epochs_logged": round(s.epochs_logged, 2), "at4_ours": round(s.at_min_ours, 3),
-            "at4_logged": round(s.at_min_logged, 3), "nll_ours": round(s.nll_ours, 3),
-            "nll_logged": round(s.nll_logged, 3), "matches": s.matches,
-        })
+        rows.append(
+            {
+                "group": s.group,
+                "name": name,
+                "log_regime": regime,
+                "feeds": feeds,
+                "validation_set": s.validation_set,
+                "runs": s.runs,
+                "rounds": s.rounds,
+                "trials": s.trials,
+                "median_diff": round(s.median_diff, 4),
+                "ci_low": round(s.diff_ci[0], 4),
+                "ci_high": round(s.diff_ci[1], 4),
+                "mean_diff": round(s.mean_diff, 4),
+                "share_higher": round(s.share_higher, 3),
+                "epochs_ours": round(s.epochs_ours, 2),
+                "epochs_logged": round(s.epochs_logged, 2),
+                "at4_ours": round(s.at_min_ours, 3),
+                "at4_logged": round(s.at_min_logged, 3),
+                "nll_ours": round(s.nll_ours, 3),
+                "nll_logged": round(s.nll_logged, 3),
+                "matches": s.matches,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def markdown_table(summaries: list[GroupSummary]) -> list[str]:
-    lines = ["| logs | regime | early stopping on | runs × rounds × trials | median Δacc [95% CI] | ours higher | "
-             "epochs ours / logged | at 4 epochs ours / logged | NLL ours / logged | within ±0.01 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| logs | regime | early stopping on | runs × rounds × trials | median Δacc [95% CI] | ours higher | "
+        "epochs ours / logged | at 4 epochs ours / logged | NLL ours / logged | within ±0.01 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summaries:
         name, regime, feeds = GROUP_INFO.get(s.group, (s.group, "?", ""))
         lines.append(
@@ -141,7 +174,8 @@ def markdown_table(summaries: list[GroupSummary]) -> list[str]:
             f"{s.trials} | {s.median_diff:+.3f} [{s.diff_ci[0]:+.3f}, {s.diff_ci[1]:+.3f}] | "
             f"{s.share_higher:.0%} | {s.epochs_ours:.1f} / {s.epochs_logged:.1f} | "
             f"{s.at_min_ours:.0%} / {s.at_min_logged:.0%} | {s.nll_ours:.2f} / {s.nll_logged:.2f} | "
-            f"{'yes' if s.matches else 'no'} |")
+            f"{'yes' if s.matches else 'no'} |"
+        )
     return lines
 
 
@@ -160,13 +194,16 @@ def figure(df: pd.DataFrame):
         for row, col, label in ((0, "accuracy", "test accuracy"), (1, "epochs", "training epochs")):
             ax = axes[row][j]
             ax.plot(first["labelled_size"], first[f"logged_{col}_median"], "k--", label="official log")
-            ax.fill_between(first["labelled_size"], first[f"logged_{col}_q25"], first[f"logged_{col}_q75"],
-                            color="k", alpha=0.1)
+            ax.fill_between(
+                first["labelled_size"], first[f"logged_{col}_q25"], first[f"logged_{col}_q75"], color="k", alpha=0.1
+            )
             for rule, r in g.groupby("validation_set"):
-                ax.plot(r["labelled_size"], r[f"{col}_median"], color=colors.get(rule, "C2"),
-                        label=f"ours, stop on {rule}")
-                ax.fill_between(r["labelled_size"], r[f"{col}_q25"], r[f"{col}_q75"], color=colors.get(rule, "C2"),
-                                alpha=0.15)
+                ax.plot(
+                    r["labelled_size"], r[f"{col}_median"], color=colors.get(rule, "C2"), label=f"ours, stop on {rule}"
+                )
+                ax.fill_between(
+                    r["labelled_size"], r[f"{col}_q25"], r[f"{col}_q75"], color=colors.get(rule, "C2"), alpha=0.15
+                )
             ax.grid(True, alpha=0.3)
             if j == 0:
                 ax.set_ylabel(label)
@@ -175,8 +212,10 @@ def figure(df: pd.DataFrame):
         name, regime, _ = GROUP_INFO.get(group, (group, "?", ""))
         axes[0][j].set_title(f"{name}\n(logs: {regime} runs)", fontsize=9)
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Replay of the official logs: our training on each logged labelled set "
-                 "(median and quartiles over runs)", fontsize=10)
+    fig.suptitle(
+        "Replay of the official logs: our training on each logged labelled set (median and quartiles over runs)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -189,20 +228,28 @@ def report_section(root: str | Path, report_dir: str | Path) -> list[str]:
     df = load_replays(root)
     if df.empty:
         return []
-    lines = ["## Fidelity to the official logs", "",
-             "`scripts/replay.py` retrains our model on exactly the labelled set of each logged round of the paper's "
-             "official runs and evaluates it as the paper does (full test set, the run's K MC samples); early "
-             "stopping on the held-out validation set (the released code; our default) and on the labelled set "
-             "share one training run per trial. Δacc = ours − logged per (run, round), median over pairs, bootstrap "
-             "95% interval over runs. README \"Training protocol\" says what follows from it.", "",
-             *markdown_table(summarize(df)), ""]
+    lines = [
+        "## Fidelity to the official logs",
+        "",
+        "`scripts/replay.py` retrains our model on exactly the labelled set of each logged round of the paper's "
+        "official runs and evaluates it as the paper does (full test set, the run's K MC samples); early "
+        "stopping on the held-out validation set (the released code; our default) and on the labelled set "
+        "share one training run per trial. Δacc = ours − logged per (run, round), median over pairs, bootstrap "
+        '95% interval over runs. README "Training protocol" says what follows from it.',
+        "",
+        *markdown_table(summarize(df)),
+        "",
+    ]
     png = root / "replay.png"
     if png.exists():
         lines += [f"![Replay of the official logs]({os.path.relpath(png, report_dir)})", ""]
     summary = root / "summary.md"
     if summary.exists():
-        lines += [f"Details, tables and provenance: [{os.path.relpath(summary, report_dir)}]"
-                  f"({os.path.relpath(summary, report_dir)}).", ""]
+        lines += [
+            f"Details, tables and provenance: [{os.path.relpath(summary, report_dir)}]"
+            f"({os.path.relpath(summary, report_dir)}).",
+            "",
+        ]
     return lines
 
 
@@ -223,8 +270,12 @@ def write_report(root: str | Path) -> list[Path]:
     fig = figure(df)
     for ext in ("png", "pdf"):
         path = root / f"replay.{ext}"
-        fig.savefig(path, dpi=150 if ext == "png" else 300, bbox_inches="tight", metadata={"CreationDate": None}
-                    if ext == "pdf" else None)
+        fig.savefig(
+            path,
+            dpi=150 if ext == "png" else 300,
+            bbox_inches="tight",
+            metadata={"CreationDate": None} if ext == "pdf" else None,
+        )
         written.append(path)
     import matplotlib.pyplot as plt
 
@@ -232,14 +283,21 @@ def write_report(root: str | Path) -> list[Path]:
     trainings = df.drop_duplicates(["group", "run", "round", "trial"])
     hardware = ", ".join(sorted(set(df["hardware"].astype(str)))) if "hardware" in df else "unknown"
     commits = ", ".join(sorted(set(df["git_commit"].astype(str)))) if "git_commit" in df else "unknown"
-    lines = ["# Replay of the official logs (generated by `scripts/replay.py --report`)", "",
-             "Each row: our model trained on exactly the labelled set of a logged round, evaluated on the full test "
-             "set with the run's K MC-dropout samples (K ≤ 100), against the accuracy, NLL and epochs the official "
-             "log records for that round. Δacc = ours − logged, averaged over trials per (run, round); the median is "
-             "over all (run, round) pairs; the interval resamples runs.", "", *markdown_table(summaries), "",
-             f"Rows: {len(df)}; {trainings['train_seconds'].sum() / 3600:.1f} CPU-hours of training (a training "
-             "shared by both validation sets counted once), "
-             f"{df['eval_seconds'].sum() / 3600:.1f} of evaluation); hardware: {hardware}; code: {commits}.", ""]
+    lines = [
+        "# Replay of the official logs (generated by `scripts/replay.py --report`)",
+        "",
+        "Each row: our model trained on exactly the labelled set of a logged round, evaluated on the full test "
+        "set with the run's K MC-dropout samples (K ≤ 100), against the accuracy, NLL and epochs the official "
+        "log records for that round. Δacc = ours − logged, averaged over trials per (run, round); the median is "
+        "over all (run, round) pairs; the interval resamples runs.",
+        "",
+        *markdown_table(summaries),
+        "",
+        f"Rows: {len(df)}; {trainings['train_seconds'].sum() / 3600:.1f} CPU-hours of training (a training "
+        "shared by both validation sets counted once), "
+        f"{df['eval_seconds'].sum() / 3600:.1f} of evaluation); hardware: {hardware}; code: {commits}.",
+        "",
+    ]
     path = root / "summary.md"
     path.write_text("\n".join(lines))
     written.append(path)

@@ -173,13 +173,20 @@ def run_loop(
         t0 = time.perf_counter()
         lab = torch.as_tensor(state.labelled, dtype=torch.long, device=device)
         trained = train_model(
-            model, train_x[lab], train_y[lab], val_x, val_y, cfg.train,
-            generator=_generator(device, _round_seed(cfg.seed, r, 1)), progress=cfg.progress,
+            model,
+            train_x[lab],
+            train_y[lab],
+            val_x,
+            val_y,
+            cfg.train,
+            generator=_generator(device, _round_seed(cfg.seed, r, 1)),
+            progress=cfg.progress,
         )
         _sync(device)
         t1 = time.perf_counter()
-        result = evaluate(trained.model, test_x, test_y, k=cfg.mc_samples,
-                          generator=_generator(device, _round_seed(cfg.seed, r, 2)))
+        result = evaluate(
+            trained.model, test_x, test_y, k=cfg.mc_samples, generator=_generator(device, _round_seed(cfg.seed, r, 2))
+        )
         t2 = time.perf_counter()
 
         n_acquire = min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
@@ -237,7 +244,7 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
         bar = _progress(len(pool), 0, cfg.progress, desc="scoring pool")
         parts = []
         for start in range(0, len(pool), piece):
-            parts.append(mc_log_probs(model, train_x[pool_idx[start:start + piece]], masks, batch_size=chunk))
+            parts.append(mc_log_probs(model, train_x[pool_idx[start : start + piece]], masks, batch_size=chunk))
             bar.update(min(piece, len(pool) - start))
         bar.close()
         log_probs_N_K_C = torch.cat(parts)

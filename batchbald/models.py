@@ -16,6 +16,7 @@ sub-networks (consistent MC dropout). `forward_masked` is the plain reference (i
 - convolutions followed by a 2x2 max-pool are computed as im2col matrix products whose rows are ordered
   (pool offset, pooled position), so the pool is a max over 4 contiguous blocks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -100,8 +101,9 @@ def _pool_patches(x: torch.Tensor, kernel: int, out_hw: int) -> torch.Tensor:
     b, c = x.shape[:2]
     sb, sc, sh, sw = x.stride()
     q = out_hw // 2
-    view = x.as_strided((c, 2, 2, b, q, q, kernel, kernel), (sc, sh, sw, sb, 2 * sh, 2 * sw, sh, sw),
-                        x.storage_offset())
+    view = x.as_strided(
+        (c, 2, 2, b, q, q, kernel, kernel), (sc, sh, sw, sb, 2 * sh, 2 * sw, sh, sw), x.storage_offset()
+    )
     return view.reshape(c, b * 4 * q * q, kernel * kernel)
 
 
@@ -126,8 +128,9 @@ def _take(weight: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
 
 def _max4(y: torch.Tensor) -> torch.Tensor:
     """2x2 max-pool of [..., 2H, 2W] (even sizes) by elementwise maxima of strided views."""
-    return torch.maximum(torch.maximum(y[..., 0::2, 0::2], y[..., 0::2, 1::2]),
-                         torch.maximum(y[..., 1::2, 0::2], y[..., 1::2, 1::2]))
+    return torch.maximum(
+        torch.maximum(y[..., 0::2, 0::2], y[..., 0::2, 1::2]), torch.maximum(y[..., 1::2, 0::2], y[..., 1::2, 1::2])
+    )
 
 
 class MnistCNN(nn.Module):
@@ -213,16 +216,19 @@ class EmnistCNN(nn.Module):
         layers = []
         for m1, m2, m3, m4 in zip(*masks.layers):
             (s1, v1), (s2, v2), (s3, v3), (s4, v4) = _kept(m1), _kept(m2), _kept(m3), _kept(m4)
-            layers.append({
-                "s1": s1,
-                "w2": _take(self.conv2.weight, s2, s1) * v1.view(1, -1, 1, 1), "b2": self.conv2.bias[s2],
-                # mask 3 (>= 0) scales conv3's outputs: it commutes with pool and relu, so fold it into conv3
-                "w3": _take(self.conv3.weight, s3, s2) * (v3.view(-1, 1) * v2).view(len(s3), -1, 1, 1),
-                "b3": (self.conv3.bias[s3] * v3).view(-1, 1, 1),
-                "w_fc1": fc1_rows.index_select(0, (s4.view(-1, 1) * 128 + s3).flatten()).view(len(s4), -1).t(),
-                "b_fc1": self.fc1.bias[s4],
-                "w_fc2": (self.fc2.weight[:, s4] * v4).t(),
-            })
+            layers.append(
+                {
+                    "s1": s1,
+                    "w2": _take(self.conv2.weight, s2, s1) * v1.view(1, -1, 1, 1),
+                    "b2": self.conv2.bias[s2],
+                    # mask 3 (>= 0) scales conv3's outputs: it commutes with pool and relu, so fold it into conv3
+                    "w3": _take(self.conv3.weight, s3, s2) * (v3.view(-1, 1) * v2).view(len(s3), -1, 1, 1),
+                    "b3": (self.conv3.bias[s3] * v3).view(-1, 1, 1),
+                    "w_fc1": fc1_rows.index_select(0, (s4.view(-1, 1) * 128 + s3).flatten()).view(len(s4), -1).t(),
+                    "b_fc1": self.fc1.bias[s4],
+                    "w_fc2": (self.fc2.weight[:, s4] * v4).t(),
+                }
+            )
         return {"k": masks.k, "layers": layers}
 
     def mc_forward(self, x: torch.Tensor, plan: dict) -> torch.Tensor:
@@ -282,8 +288,7 @@ def draw_masks(model: nn.Module, k: int, generator: torch.Generator) -> DropoutM
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     device = model_device(model)
-    return DropoutMasks(tuple(layer.draw(k, generator.device, generator).to(device)
-                              for layer in dropout_layers(model)))
+    return DropoutMasks(tuple(layer.draw(k, generator.device, generator).to(device) for layer in dropout_layers(model)))
 
 
 @torch.inference_mode()
@@ -300,8 +305,9 @@ def default_scoring_batch_size(model: nn.Module, k: int) -> int:
 
 
 @torch.inference_mode()
-def mc_log_probs(model: nn.Module, x_N: torch.Tensor, masks: DropoutMasks, *,
-                 batch_size: int | None = None) -> torch.Tensor:
+def mc_log_probs(
+    model: nn.Module, x_N: torch.Tensor, masks: DropoutMasks, *, batch_size: int | None = None
+) -> torch.Tensor:
     """Fast exact consistent MC dropout: float32 log_probs_N_K_C on the model's device.
 
     Chunks of batch_size images (default: what fits the memory budget); the same masks give the same outputs
@@ -313,7 +319,7 @@ def mc_log_probs(model: nn.Module, x_N: torch.Tensor, masks: DropoutMasks, *,
     plan = model.scoring_plan(masks)
     out = torch.empty(x_N.shape[0], masks.k, model.fc2.out_features, device=device)
     for start in range(0, x_N.shape[0], batch_size):
-        x = x_N[start:start + batch_size].to(device, torch.float32)
+        x = x_N[start : start + batch_size].to(device, torch.float32)
         logits_K_B_C = model.mc_forward(x, plan)
-        out[start:start + x.shape[0]] = F.log_softmax(logits_K_B_C, dim=2).transpose(0, 1)
+        out[start : start + x.shape[0]] = F.log_softmax(logits_K_B_C, dim=2).transpose(0, 1)
     return out

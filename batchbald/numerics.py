@@ -66,8 +66,12 @@ def record(device) -> dict:
         "device": str(device),
     }
     if getattr(device, "type", str(device)) == "cuda":
-        out.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version(), tf32=torch.backends.cuda.matmul.allow_tf32,
-                   deterministic=torch.are_deterministic_algorithms_enabled(),
-                   cublas_workspace=os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        out.update(
+            gpu=torch.cuda.get_device_name(device),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            tf32=torch.backends.cuda.matmul.allow_tf32,
+            deterministic=torch.are_deterministic_algorithms_enabled(),
+            cublas_workspace=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        )
     return out

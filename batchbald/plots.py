@@ -89,8 +89,7 @@ def _band(ax, x, curve: pd.DataFrame, label: str, color: str) -> None:
 def _missing_note(fig: Figure, group: R.RunGroup, present: set[str]) -> list[str]:
     missing = [f"{label} ({exp})" for exp, label in group.members if exp not in present]
     if missing:
-        fig.text(0.01, 0.005, "No runs for: " + "; ".join(missing), fontsize=7, ha="left", va="bottom",
-                 wrap=True)
+        fig.text(0.01, 0.005, "No runs for: " + "; ".join(missing), fontsize=7, ha="left", va="bottom", wrap=True)
     return missing
 
 
@@ -109,8 +108,9 @@ def _draw_bands(ax, df: pd.DataFrame, group: R.RunGroup, curves, x_column: str) 
     return counts
 
 
-def _accuracy_figure(df: pd.DataFrame, group: R.RunGroup, title: str, *,
-                     ylim_bottom: float | None = None) -> Figure | None:
+def _accuracy_figure(
+    df: pd.DataFrame, group: R.RunGroup, title: str, *, ylim_bottom: float | None = None
+) -> Figure | None:
     present = list(R.iter_group_frames(df, group))
     if not present:
         return None
@@ -123,8 +123,9 @@ def _accuracy_figure(df: pd.DataFrame, group: R.RunGroup, title: str, *,
         ax.set_xlabel("Acquired dataset size")
         ax.set_ylabel("Accuracy")
         if ylim_bottom is not None:
-            ax.axhline(ylim_bottom, color="grey", linestyle=":", linewidth=0.8,
-                       label=f"chance 1/{round(1 / ylim_bottom)}")
+            ax.axhline(
+                ylim_bottom, color="grey", linestyle=":", linewidth=0.8, label=f"chance 1/{round(1 / ylim_bottom)}"
+            )
             ax.set_ylim(bottom=ylim_bottom * 0.9)
         ax.legend(loc="lower right", fontsize=8)
         _missing_note(fig, group, {e for e, _, _ in present})
@@ -169,11 +170,18 @@ def fig14_label_entropy(df: pd.DataFrame) -> Figure | None:
         counts = _draw_bands(ax, df, group, R.label_entropy_curves, "step")
         all_rows = pd.concat([rows for _, _, rows in present])
         classes = _num_classes(all_rows)
-        ax.axhline(math.log(classes), color="grey", linestyle="--", linewidth=1,
-                   label=f"maximum ln {classes} = {math.log(classes):.2f}")
+        ax.axhline(
+            math.log(classes),
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"maximum ln {classes} = {math.log(classes):.2f}",
+        )
         dataset = _dataset_of(all_rows, group.dataset_label)
-        ax.set_title(f"Fig 14: entropy of acquired labels\n{dataset}, {_profile_of(df)} profile, "
-                     f"{_trials_text(counts)}", fontsize=10)
+        ax.set_title(
+            f"Fig 14: entropy of acquired labels\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}",
+            fontsize=10,
+        )
         ax.set_xlabel("Acquisition step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("Entropy (nats)")
@@ -183,8 +191,9 @@ def fig14_label_entropy(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def fig15_label_histograms(df: pd.DataFrame, *, seed: int | None = None,
-                           classes: list[str] | None = None) -> Figure | None:
+def fig15_label_histograms(
+    df: pd.DataFrame, *, seed: int | None = None, classes: list[str] | None = None
+) -> Figure | None:
     """Fig 15: per method, counts of acquired labels of ONE trial, classes sorted by count.
 
     The trial is ``seed`` when that method has it, else its lowest seed (the panel title says which and
@@ -220,8 +229,9 @@ def fig15_label_histograms(df: pd.DataFrame, *, seed: int | None = None,
             ax.set_title(f"{label}: seed {chosen}{note}, {int(counts.sum())} acquired points", fontsize=9)
             ax.grid(axis="x", visible=False)
         axes[-1].set_xlabel("Label (sorted by count)")
-        fig.suptitle(f"Fig 15: acquired labels of one trial per method\n{dataset}, {_profile_of(df)} profile",
-                     fontsize=10)
+        fig.suptitle(
+            f"Fig 15: acquired labels of one trial per method\n{dataset}, {_profile_of(df)} profile", fontsize=10
+        )
         _missing_note(fig, group, {e for e, _, _ in present})
         fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
@@ -257,8 +267,11 @@ def fig12_emnist_examples(dataset, *, profile: str | None = None) -> Figure:
                 ax.imshow(image, cmap="gray", interpolation="nearest")
             ax.set_title(str(name), fontsize=9)
         suffix = f", {profile} profile" if profile else ""
-        fig.suptitle(f"Fig 12: one example of each of the {len(classes)} classes\n"
-                     f"{getattr(dataset, 'description', 'EMNIST')}{suffix}", fontsize=10)
+        fig.suptitle(
+            f"Fig 12: one example of each of the {len(classes)} classes\n"
+            f"{getattr(dataset, 'description', 'EMNIST')}{suffix}",
+            fontsize=10,
+        )
         top = 1 - 0.75 / fig.get_size_inches()[1]  # room for the two-line title; tight_layout is slow here
         fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top, wspace=0.15, hspace=0.45)
     return fig
@@ -274,8 +287,9 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     return paths
 
 
-def draw_all(df: pd.DataFrame, out_dir: str | Path, *, dataset=None, seed: int | None = None
-             ) -> dict[str, list[Path] | str]:
+def draw_all(
+    df: pd.DataFrame, out_dir: str | Path, *, dataset=None, seed: int | None = None
+) -> dict[str, list[Path] | str]:
     """Draw every figure for one profile's frame into ``out_dir``; returns name -> paths, or -> a note why
     it was skipped. ``dataset`` (EMNIST) enables fig12 and tick labels of fig15."""
     profile = _profile_of(df)

@@ -99,11 +99,15 @@ def load_log(path: str | Path) -> LoggedGroup:
             rounds = []
             for i, it in enumerate(run["iterations"]):
                 metrics = it["test_metrics"]
-                rounds.append(LoggedRound(i, tuple(labelled), float(metrics["accuracy"]), float(metrics["nll"]),
-                                          int(it["num_epochs"])))
+                rounds.append(
+                    LoggedRound(
+                        i, tuple(labelled), float(metrics["accuracy"]), float(metrics["nll"]), int(it["num_epochs"])
+                    )
+                )
                 labelled += list(it["chosen_samples"])
-            runs.append(LoggedRun(run["run"], int(run["args"]["seed"]), dict(run["args"]), tuple(rounds),
-                                  frozenset(labelled)))
+            runs.append(
+                LoggedRun(run["run"], int(run["args"]["seed"]), dict(run["args"]), tuple(rounds), frozenset(labelled))
+            )
         return LoggedGroup(str(raw["group"]), tuple(runs))
     except FileNotFoundError:
         raise ReplayError(f"official log {path} not found") from None
@@ -118,15 +122,26 @@ def replay_setting(group: LoggedGroup) -> ReplaySetting:
     args = group.runs[0].args
     name = _enum_value(args["dataset"])
     if name.startswith("emnist"):
-        raise ReplayError(f"group {group.group}: EMNIST logs index the official EMNIST balanced train split, whose "
-                          "images are not available here (only the stand-in split is); it cannot be replayed")
+        raise ReplayError(
+            f"group {group.group}: EMNIST logs index the official EMNIST balanced train split, whose "
+            "images are not available here (only the stand-in split is); it cannot be replayed"
+        )
     if name not in LOG_DATASETS:
         raise ReplayError(f"group {group.group}: dataset {name!r} is not one of {', '.join(LOG_DATASETS)}")
     dataset, repetitions = LOG_DATASETS[name]
-    train = TrainConfig(batch_size=int(args["batch_size"]), epoch_samples=int(args["epoch_samples"]),
-                        max_epochs=int(args["epochs"]), patience=int(args["early_stopping_patience"]))
-    return ReplaySetting(dataset, repetitions, int(args["validation_set_size"]),
-                         min(int(args["num_inference_samples"]), TEST_SAMPLES_CAP), train)
+    train = TrainConfig(
+        batch_size=int(args["batch_size"]),
+        epoch_samples=int(args["epoch_samples"]),
+        max_epochs=int(args["epochs"]),
+        patience=int(args["early_stopping_patience"]),
+    )
+    return ReplaySetting(
+        dataset,
+        repetitions,
+        int(args["validation_set_size"]),
+        min(int(args["num_inference_samples"]), TEST_SAMPLES_CAP),
+        train,
+    )
 
 
 def load_replay_dataset(setting: ReplaySetting, root: str | Path, seed: int) -> Dataset:
@@ -152,9 +167,17 @@ def trial_seed(run_seed: int, round_index: int, trial: int) -> int:
     return (run_seed * 1_000_003 + round_index * 7919 + trial * 104_729) % (2**63 - 1)
 
 
-def replay_round(dataset: Dataset, setting: ReplaySetting, labelled: tuple[int, ...], rules: tuple[str, ...], *,
-                 validation: torch.Tensor, seed: int, model_name: str = "mnist_cnn",
-                 device: torch.device | str = "cpu") -> dict[str, ReplayResult]:
+def replay_round(
+    dataset: Dataset,
+    setting: ReplaySetting,
+    labelled: tuple[int, ...],
+    rules: tuple[str, ...],
+    *,
+    validation: torch.Tensor,
+    seed: int,
+    model_name: str = "mnist_cnn",
+    device: torch.device | str = "cpu",
+) -> dict[str, ReplayResult]:
     """Train a fresh model on `labelled` (setting.train, early stopping under each of `rules`, one shared training
     run: `train_model_rules`) and evaluate each rule's model on the full test set with setting.test_samples
     MC-dropout samples. Model init, batches, dropout and test masks come from `seed`; every rule's model is tested
@@ -164,14 +187,26 @@ def replay_round(dataset: Dataset, setting: ReplaySetting, labelled: tuple[int, 
     model = build_model(model_name, dataset.num_classes).to(device)
     lab = torch.as_tensor(labelled, dtype=torch.long)
     t0 = time.perf_counter()
-    trained = train_model_rules(model, dataset.train.x[lab], dataset.train.y[lab], dataset.train.x[validation],
-                                dataset.train.y[validation], setting.train, rules,
-                                generator=torch.Generator().manual_seed(seed + 1))
+    trained = train_model_rules(
+        model,
+        dataset.train.x[lab],
+        dataset.train.y[lab],
+        dataset.train.x[validation],
+        dataset.train.y[validation],
+        setting.train,
+        rules,
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
     train_seconds = time.perf_counter() - t0
     results = {}
     for rule, result in trained.items():
         t1 = time.perf_counter()
-        ev = evaluate(result.model, dataset.test.x.to(device), dataset.test.y.to(device), k=setting.test_samples,
-                      generator=torch.Generator(device).manual_seed(seed + 2))
+        ev = evaluate(
+            result.model,
+            dataset.test.x.to(device),
+            dataset.test.y.to(device),
+            k=setting.test_samples,
+            generator=torch.Generator(device).manual_seed(seed + 2),
+        )
         results[rule] = ReplayResult(ev.accuracy, ev.nll, result.epochs, train_seconds, time.perf_counter() - t1)
     return results

@@ -24,16 +24,45 @@ INF = math.inf
 NAN = math.nan
 
 ROUND_COLUMNS = (
-    "round", "labelled_size", "test_accuracy", "test_nll", "epochs", "acquired_indices", "acquired_labels",
-    "acquisition_scores", "label_entropy", "class_counts", "train_seconds", "score_seconds", "select_seconds",
+    "round",
+    "labelled_size",
+    "test_accuracy",
+    "test_nll",
+    "epochs",
+    "acquired_indices",
+    "acquired_labels",
+    "acquisition_scores",
+    "label_entropy",
+    "class_counts",
+    "train_seconds",
+    "score_seconds",
+    "select_seconds",
     "eval_seconds",
 )
 LIST_COLUMNS = ("acquired_indices", "acquired_labels", "acquisition_scores", "class_counts")
 TIMING_COLUMNS = ("train_seconds", "score_seconds", "select_seconds", "eval_seconds")
 META_COLUMNS = (
-    "experiment", "profile", "seed", "dataset", "dataset_description", "acquisition", "batch_size", "mc_samples",
-    "num_samples", "repetitions", "split", "budget", "num_classes", "run_dir", "hardware", "device",
-    "elapsed_seconds", "status", "group", "profile_notes", "git_commit",
+    "experiment",
+    "profile",
+    "seed",
+    "dataset",
+    "dataset_description",
+    "acquisition",
+    "batch_size",
+    "mc_samples",
+    "num_samples",
+    "repetitions",
+    "split",
+    "budget",
+    "num_classes",
+    "run_dir",
+    "hardware",
+    "device",
+    "elapsed_seconds",
+    "status",
+    "group",
+    "profile_notes",
+    "git_commit",
 )
 DEFAULT_NUM_CLASSES = {"mnist": 10, "repeated_mnist": 10, "emnist": 47}
 
@@ -42,9 +71,11 @@ DEFAULT_NUM_CLASSES = {"mnist": 10, "repeated_mnist": 10, "emnist": 47}
 # Run groups (which experiments feed which figure / table) and the paper's numbers (SPEC §9)
 # ----------------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RunGroup:
     """Experiments shown together: ``members`` are (experiment name, display label) in colour order."""
+
     key: str
     title: str
     dataset_label: str
@@ -53,22 +84,46 @@ class RunGroup:
 
 
 GROUPS: tuple[RunGroup, ...] = (
-    RunGroup("fig10_rmnist_repetitions", "RMNIST repetition ablation (App. D, Fig 10)", "Repeated MNIST",
-             (("rmnist_rep0_bald", "BALD, 0 reps"), ("rmnist_rep1_bald", "BALD, 1 rep"),
-              ("rmnist_rep2_bald", "BALD, 2 reps"), ("rmnist_rep4_bald", "BALD, 4 reps"),
-              ("rmnist_rep4_batchbald", "BatchBALD, 4 reps")),
-             (0.85, 0.90, 0.95)),
-    RunGroup("fig11_rmnist_others", "RMNIST, other acquisition functions (App. E, Fig 11)", "Repeated MNIST",
-             (("rmnist_batchbald", "BatchBALD"), ("rmnist_rep2_bald", "BALD"), ("rmnist_var_ratios", "Var Ratios"),
-              ("rmnist_mean_std", "Mean STD"), ("rmnist_random", "Random (b=5)")),
-             (0.90, 0.95)),
-    RunGroup("emnist", "EMNIST (App. G, Figs 13-15)", "EMNIST",
-             (("emnist_batchbald", "BatchBALD"), ("emnist_bald", "BALD"), ("emnist_random", "Random")),
-             ()),
-    RunGroup("table1_mnist", "MNIST (Table 1)", "MNIST",
-             (("mnist_batchbald_b10", "BatchBALD b=10"), ("mnist_bald_b10", "BALD b=10"),
-              ("mnist_bald_b1", "BALD b=1")),
-             (0.90, 0.95)),
+    RunGroup(
+        "fig10_rmnist_repetitions",
+        "RMNIST repetition ablation (App. D, Fig 10)",
+        "Repeated MNIST",
+        (
+            ("rmnist_rep0_bald", "BALD, 0 reps"),
+            ("rmnist_rep1_bald", "BALD, 1 rep"),
+            ("rmnist_rep2_bald", "BALD, 2 reps"),
+            ("rmnist_rep4_bald", "BALD, 4 reps"),
+            ("rmnist_rep4_batchbald", "BatchBALD, 4 reps"),
+        ),
+        (0.85, 0.90, 0.95),
+    ),
+    RunGroup(
+        "fig11_rmnist_others",
+        "RMNIST, other acquisition functions (App. E, Fig 11)",
+        "Repeated MNIST",
+        (
+            ("rmnist_batchbald", "BatchBALD"),
+            ("rmnist_rep2_bald", "BALD"),
+            ("rmnist_var_ratios", "Var Ratios"),
+            ("rmnist_mean_std", "Mean STD"),
+            ("rmnist_random", "Random (b=5)"),
+        ),
+        (0.90, 0.95),
+    ),
+    RunGroup(
+        "emnist",
+        "EMNIST (App. G, Figs 13-15)",
+        "EMNIST",
+        (("emnist_batchbald", "BatchBALD"), ("emnist_bald", "BALD"), ("emnist_random", "Random")),
+        (),
+    ),
+    RunGroup(
+        "table1_mnist",
+        "MNIST (Table 1)",
+        "MNIST",
+        (("mnist_batchbald_b10", "BatchBALD b=10"), ("mnist_bald_b10", "BALD b=10"), ("mnist_bald_b1", "BALD b=1")),
+        (0.90, 0.95),
+    ),
 )
 GROUPS_BY_KEY = {g.key: g for g in GROUPS}
 
@@ -121,6 +176,7 @@ PAPER_EXTRA_MARKS = {
 @dataclass(frozen=True)
 class PaperAccuracy:
     """Paper test accuracy at 100 and 200 labelled points and at the end (``final_size`` points)."""
+
     at_100: Quartiles
     at_200: Quartiles
     final: Quartiles
@@ -128,15 +184,15 @@ class PaperAccuracy:
 
 
 PAPER_ACCURACY: dict[str, PaperAccuracy] = {
-    "mnist_batchbald_b10": PaperAccuracy((.883, .896, .901), (.946, .947, .948), (.954, .959, .961), 280),
-    "mnist_bald_b10": PaperAccuracy((NAN, .861, NAN), (NAN, .920, NAN), (NAN, .944, NAN), 280),
-    "mnist_bald_b1": PaperAccuracy((NAN, .891, NAN), (NAN, .938, NAN), (NAN, .961, NAN), 295),
-    "rmnist_batchbald": PaperAccuracy((NAN, .884, NAN), (NAN, .925, NAN), (NAN, .950, NAN), 280),
-    "rmnist_rep2_bald": PaperAccuracy((NAN, .771, NAN), (NAN, .856, NAN), (NAN, .891, NAN), 280),
-    "rmnist_random": PaperAccuracy((NAN, .814, NAN), (NAN, .881, NAN), (NAN, .910, NAN), 280),
-    "emnist_batchbald": PaperAccuracy((NAN, .306, NAN), (NAN, .419, NAN), (NAN, .517, NAN), 295),
-    "emnist_random": PaperAccuracy((NAN, .285, NAN), (NAN, .417, NAN), (NAN, .482, NAN), 295),
-    "emnist_bald": PaperAccuracy((NAN, .255, NAN), (NAN, .378, NAN), (NAN, .453, NAN), 295),
+    "mnist_batchbald_b10": PaperAccuracy((0.883, 0.896, 0.901), (0.946, 0.947, 0.948), (0.954, 0.959, 0.961), 280),
+    "mnist_bald_b10": PaperAccuracy((NAN, 0.861, NAN), (NAN, 0.920, NAN), (NAN, 0.944, NAN), 280),
+    "mnist_bald_b1": PaperAccuracy((NAN, 0.891, NAN), (NAN, 0.938, NAN), (NAN, 0.961, NAN), 295),
+    "rmnist_batchbald": PaperAccuracy((NAN, 0.884, NAN), (NAN, 0.925, NAN), (NAN, 0.950, NAN), 280),
+    "rmnist_rep2_bald": PaperAccuracy((NAN, 0.771, NAN), (NAN, 0.856, NAN), (NAN, 0.891, NAN), 280),
+    "rmnist_random": PaperAccuracy((NAN, 0.814, NAN), (NAN, 0.881, NAN), (NAN, 0.910, NAN), 280),
+    "emnist_batchbald": PaperAccuracy((NAN, 0.306, NAN), (NAN, 0.419, NAN), (NAN, 0.517, NAN), 295),
+    "emnist_random": PaperAccuracy((NAN, 0.285, NAN), (NAN, 0.417, NAN), (NAN, 0.482, NAN), 295),
+    "emnist_bald": PaperAccuracy((NAN, 0.255, NAN), (NAN, 0.378, NAN), (NAN, 0.453, NAN), 295),
 }
 # Final acquired-label entropy on EMNIST (Fig 8/14, nats, median at acquisition 60).
 PAPER_FINAL_LABEL_ENTROPY = {"emnist_batchbald": 3.79, "emnist_bald": 3.72, "emnist_random": 3.785}
@@ -145,6 +201,7 @@ PAPER_FINAL_LABEL_ENTROPY = {"emnist_batchbald": 3.79, "emnist_bald": 3.72, "emn
 # ----------------------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _get(cfg: dict, dotted: str, default=None):
     """Look up ``a.b.c`` in a nested dict (or a flat dict with dotted keys)."""
@@ -195,8 +252,12 @@ def _elapsed(meta: dict, rounds: pd.DataFrame) -> float:
 def _run_metadata(run_dir: Path, root: Path, meta: dict, rounds: pd.DataFrame) -> dict:
     cfg = meta.get("config") or {}
     parts = run_dir.relative_to(root).parts if run_dir != root else ()
-    experiment = (_name(meta.get("experiment")) or _name(cfg.get("experiment")) or cfg.get("experiment_name")
-                  or (parts[-2] if len(parts) >= 2 else run_dir.name))
+    experiment = (
+        _name(meta.get("experiment"))
+        or _name(cfg.get("experiment"))
+        or cfg.get("experiment_name")
+        or (parts[-2] if len(parts) >= 2 else run_dir.name)
+    )
     profile = _name(cfg.get("profile")) or meta.get("profile") or (parts[-3] if len(parts) >= 3 else "unknown")
     seed = meta.get("seed", cfg.get("seed"))
     if seed is None:
@@ -328,8 +389,11 @@ def run_summary(df: pd.DataFrame) -> pd.DataFrame:
     for _, run in df.groupby("run_dir", sort=True):
         run = run.sort_values("labelled_size")
         row = {c: run[c].iloc[0] for c in meta}
-        row.update(rounds=len(run), last_labelled_size=run["labelled_size"].iloc[-1],
-                   last_accuracy=run["test_accuracy"].iloc[-1])
+        row.update(
+            rounds=len(run),
+            last_labelled_size=run["labelled_size"].iloc[-1],
+            last_accuracy=run["test_accuracy"].iloc[-1],
+        )
         rows.append(row)
     return pd.DataFrame(rows, columns=meta + ["rounds", "last_labelled_size", "last_accuracy"])
 
@@ -338,9 +402,11 @@ def run_summary(df: pd.DataFrame) -> pd.DataFrame:
 # Points to threshold (SPEC §5)
 # ----------------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ThresholdMarks:
     """Quartiles over trials of the points needed to reach a threshold (inf = never reached)."""
+
     q25: float
     median: float
     q75: float
@@ -349,8 +415,9 @@ class ThresholdMarks:
     threshold: float = NAN
 
 
-def expand_per_point(sizes: Sequence[float], accuracies: Sequence[float], batch_size: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def expand_per_point(
+    sizes: Sequence[float], accuracies: Sequence[float], batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One accuracy per labelled-set size: size n gets the accuracy of the first evaluation at a size >= n.
 
     Evaluation i covers the sizes after the previous evaluation up to its own size; the first evaluation
@@ -394,8 +461,10 @@ def points_to_threshold(trials, threshold: float, batch_size: int | None = None)
             if len(values) != 1:
                 raise ValueError(f"need one batch size, frame has {values.tolist()}")
             batch_size = int(values[0])
-        trials = [(run["labelled_size"].to_numpy(), run["test_accuracy"].to_numpy())
-                  for _, run in frame.groupby("run_dir", sort=True)]
+        trials = [
+            (run["labelled_size"].to_numpy(), run["test_accuracy"].to_numpy())
+            for _, run in frame.groupby("run_dir", sort=True)
+        ]
     if batch_size is None:
         raise ValueError("batch_size is required for (sizes, accuracies) trials")
     marks = tuple(trial_mark(s, a, threshold, batch_size) for s, a in trials)
@@ -431,6 +500,7 @@ def experiment_marks(df: pd.DataFrame, experiment: str, threshold: float) -> tup
 # Curves
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _pad_matrix(series: list[tuple[np.ndarray, np.ndarray, bool]]) -> tuple[np.ndarray, np.ndarray]:
     """Put each trial's (x, y, pad) on the union of x: forward-filled inside, last value after its end when
     ``pad``, nan before its start (and after its end when not ``pad``)."""
@@ -448,11 +518,17 @@ def _pad_matrix(series: list[tuple[np.ndarray, np.ndarray, bool]]) -> tuple[np.n
 def _quartile_frame(grid: np.ndarray, matrix: np.ndarray, x_name: str, observed: np.ndarray) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns
-        q25, q50, q75 = (np.nanpercentile(matrix, q, axis=0) if matrix.size else np.zeros(0)
-                         for q in (25, 50, 75))
-    return pd.DataFrame({x_name: grid, "q25": q25, "median": q50, "q75": q75,
-                         "n_trials": (~np.isnan(matrix)).sum(axis=0) if matrix.size else np.zeros(0, int),
-                         "n_observed": observed})
+        q25, q50, q75 = (np.nanpercentile(matrix, q, axis=0) if matrix.size else np.zeros(0) for q in (25, 50, 75))
+    return pd.DataFrame(
+        {
+            x_name: grid,
+            "q25": q25,
+            "median": q50,
+            "q75": q75,
+            "n_trials": (~np.isnan(matrix)).sum(axis=0) if matrix.size else np.zeros(0, int),
+            "n_observed": observed,
+        }
+    )
 
 
 def _filter(df: pd.DataFrame, experiment: str, profile: str | None) -> pd.DataFrame:
@@ -478,8 +554,13 @@ def accuracy_curves(df: pd.DataFrame, experiment: str, *, profile: str | None = 
     for _, run in runs.groupby("run_dir", sort=True):
         run = run.dropna(subset=["test_accuracy"]).sort_values("labelled_size")
         if len(run):
-            series.append((run["labelled_size"].to_numpy(np.float64), run["test_accuracy"].to_numpy(np.float64),
-                           run["status"].iloc[0] not in ("running", "failed")))
+            series.append(
+                (
+                    run["labelled_size"].to_numpy(np.float64),
+                    run["test_accuracy"].to_numpy(np.float64),
+                    run["status"].iloc[0] not in ("running", "failed"),
+                )
+            )
     grid, matrix = _pad_matrix(series)
     observed = np.array([sum(int(g in set(x)) for x, _, _ in series) for g in grid], dtype=int)
     frame = _quartile_frame(grid, matrix, "labelled_size", observed)
@@ -551,6 +632,7 @@ def run_label_counts(run: pd.DataFrame, num_classes: int) -> np.ndarray:
 # Tables vs the paper and acceptance checks
 # ----------------------------------------------------------------------------------------------------------
 
+
 def experiment_info(df: pd.DataFrame, experiment: str) -> dict:
     """Trials, status counts, hardware, devices and total compute seconds of one experiment."""
     runs = df[df["experiment"] == experiment].drop_duplicates("run_dir")
@@ -582,13 +664,37 @@ def threshold_table(df: pd.DataFrame) -> pd.DataFrame:
         for threshold in sorted(thresholds_of.get(experiment, default)):
             marks, left_out = experiment_marks(df, experiment, threshold)
             paper = PAPER_MARKS.get(experiment, {}).get(threshold, (NAN, NAN, NAN))
-            rows.append({"experiment": experiment, "threshold": threshold, "q25": marks.q25,
-                         "median": marks.median, "q75": marks.q75, "n_trials": marks.n_trials,
-                         "left_out_unfinished": left_out, "paper_q25": paper[0], "paper_median": paper[1],
-                         "paper_q75": paper[2], "paper_row": PAPER_ROWS.get(experiment, "")})
-    return pd.DataFrame(rows, columns=["experiment", "threshold", "q25", "median", "q75", "n_trials",
-                                       "left_out_unfinished", "paper_q25", "paper_median", "paper_q75",
-                                       "paper_row"])
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "threshold": threshold,
+                    "q25": marks.q25,
+                    "median": marks.median,
+                    "q75": marks.q75,
+                    "n_trials": marks.n_trials,
+                    "left_out_unfinished": left_out,
+                    "paper_q25": paper[0],
+                    "paper_median": paper[1],
+                    "paper_q75": paper[2],
+                    "paper_row": PAPER_ROWS.get(experiment, ""),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "experiment",
+            "threshold",
+            "q25",
+            "median",
+            "q75",
+            "n_trials",
+            "left_out_unfinished",
+            "paper_q25",
+            "paper_median",
+            "paper_q75",
+            "paper_row",
+        ],
+    )
 
 
 def accuracy_at(curve: pd.DataFrame, size: int) -> tuple[Quartiles, int | None]:
@@ -614,17 +720,41 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
             if label != "final" and size is not None and size != target and target > final_size:
                 (q25, q50, q75), size = (NAN, NAN, NAN), None  # budget never got there
             ref = getattr(paper, f"at_{label}" if label != "final" else "final") if paper else (NAN, NAN, NAN)
-            rows.append({"experiment": experiment, "at": label, "labelled_size": size, "q25": q25,
-                         "median": q50, "q75": q75, "paper_q25": ref[0], "paper_median": ref[1],
-                         "paper_q75": ref[2], "paper_size": (paper.final_size if label == "final" else target)
-                         if paper else None})
-    return pd.DataFrame(rows, columns=["experiment", "at", "labelled_size", "q25", "median", "q75", "paper_q25",
-                                       "paper_median", "paper_q75", "paper_size"])
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "at": label,
+                    "labelled_size": size,
+                    "q25": q25,
+                    "median": q50,
+                    "q75": q75,
+                    "paper_q25": ref[0],
+                    "paper_median": ref[1],
+                    "paper_q75": ref[2],
+                    "paper_size": (paper.final_size if label == "final" else target) if paper else None,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "experiment",
+            "at",
+            "labelled_size",
+            "q25",
+            "median",
+            "q75",
+            "paper_q25",
+            "paper_median",
+            "paper_q75",
+            "paper_size",
+        ],
+    )
 
 
 @dataclass(frozen=True)
 class Check:
     """One acceptance check: ``passed`` is None when the data to decide it is missing."""
+
     key: str
     claim: str
     passed: bool | None
@@ -635,8 +765,9 @@ def _fmt_points(value: float) -> str:
     return "∞" if value == INF else ("n/a" if math.isnan(value) else f"{value:g}")
 
 
-def _fewer_points_check(df: pd.DataFrame, present: set[str], key: str, claim: str, pair, *, paper: str,
-                        beside=()) -> Check:
+def _fewer_points_check(
+    df: pd.DataFrame, present: set[str], key: str, claim: str, pair, *, paper: str, beside=()
+) -> Check:
     """Does ``pair[0]`` need fewer points than ``pair[1]`` to reach 90% (median marks)? ``pair`` and ``beside`` hold
     (experiment, label); ``beside`` members that have runs are reported in the detail, not judged."""
     missing = [e for e, _ in pair if e not in present]
@@ -665,9 +796,16 @@ def acceptance_checks(df: pd.DataFrame) -> list[Check]:
     present = set(df["experiment"].unique())
     checks = []
 
-    checks.append(_fewer_points_check(
-        df, present, "a", "On RMNIST, BatchBALD needs fewer points than BALD to reach 90% accuracy",
-        (("rmnist_batchbald", "BatchBALD"), ("rmnist_rep2_bald", "BALD")), paper="120 vs 280"))
+    checks.append(
+        _fewer_points_check(
+            df,
+            present,
+            "a",
+            "On RMNIST, BatchBALD needs fewer points than BALD to reach 90% accuracy",
+            (("rmnist_batchbald", "BatchBALD"), ("rmnist_rep2_bald", "BALD")),
+            paper="120 vs 280",
+        )
+    )
 
     claim = "BALD needs more points to reach 90% as the number of repetitions grows"
     reps = [(r, f"rmnist_rep{r}_bald") for r in (0, 1, 2, 4)]
@@ -677,8 +815,11 @@ def acceptance_checks(df: pd.DataFrame) -> list[Check]:
         medians = [(r, experiment_marks(df, e, 0.90)[0].median) for r, e in have]
         values = [m for _, m in medians]
         passed = bool(all(a <= b for a, b in zip(values, values[1:])) and values[-1] > values[0])
-        detail = "median points to 90% by repetitions: " + ", ".join(
-            f"{r} rep{'' if r == 1 else 's'} {_fmt_points(m)}" for r, m in medians) + "; paper 0: 120, 1: 160, 2: 280, 4: 300"
+        detail = (
+            "median points to 90% by repetitions: "
+            + ", ".join(f"{r} rep{'' if r == 1 else 's'} {_fmt_points(m)}" for r, m in medians)
+            + "; paper 0: 120, 1: 160, 2: 280, 4: 300"
+        )
         if missing:
             detail += "; missing runs: " + ", ".join(missing)
     else:
@@ -696,18 +837,27 @@ def acceptance_checks(df: pd.DataFrame) -> list[Check]:
             e_bb, e_bald = (float(ent[e]["median"].iloc[-1]) for e in need)
             a_bb, a_bald = (float(acc[e]["median"].iloc[-1]) for e in need)
             passed = bool(e_bb >= e_bald and a_bb >= a_bald)
-            detail = (f"final label entropy (nats) BatchBALD {e_bb:.3f} vs BALD {e_bald:.3f} (step "
-                      f"{int(ent[need[0]]['step'].iloc[-1])} vs {int(ent[need[1]]['step'].iloc[-1])}); "
-                      f"final accuracy {a_bb:.3f} vs {a_bald:.3f} (at {int(acc[need[0]]['labelled_size'].iloc[-1])}"
-                      f" vs {int(acc[need[1]]['labelled_size'].iloc[-1])} points); paper 3.79 vs 3.72, .517 vs .453")
+            detail = (
+                f"final label entropy (nats) BatchBALD {e_bb:.3f} vs BALD {e_bald:.3f} (step "
+                f"{int(ent[need[0]]['step'].iloc[-1])} vs {int(ent[need[1]]['step'].iloc[-1])}); "
+                f"final accuracy {a_bb:.3f} vs {a_bald:.3f} (at {int(acc[need[0]]['labelled_size'].iloc[-1])}"
+                f" vs {int(acc[need[1]]['labelled_size'].iloc[-1])} points); paper 3.79 vs 3.72, .517 vs .453"
+            )
     else:
         passed, detail = None, "missing runs: " + ", ".join(e for e in need if e not in present)
     checks.append(Check("c", claim, passed, detail))
 
-    checks.append(_fewer_points_check(
-        df, present, "d", "On MNIST (Table 1), BatchBALD b=10 needs fewer points than BALD b=10 to reach 90% accuracy",
-        (("mnist_batchbald_b10", "BatchBALD b=10"), ("mnist_bald_b10", "BALD b=10")), paper="90 vs 120, b=1 96",
-        beside=(("mnist_bald_b1", "BALD b=1"),)))
+    checks.append(
+        _fewer_points_check(
+            df,
+            present,
+            "d",
+            "On MNIST (Table 1), BatchBALD b=10 needs fewer points than BALD b=10 to reach 90% accuracy",
+            (("mnist_batchbald_b10", "BatchBALD b=10"), ("mnist_bald_b10", "BALD b=10")),
+            paper="90 vs 120, b=1 96",
+            beside=(("mnist_bald_b1", "BALD b=1"),),
+        )
+    )
     return checks
 
 
@@ -719,7 +869,9 @@ def profile_notes(df: pd.DataFrame, profile: str) -> list[tuple[str, list[str]]]
     """
     rows = df[(df["profile"] == profile) & df["profile_notes"].notna()]
     rows = rows[rows["profile_notes"].astype(str).str.strip() != ""]
-    return [(str(note), sorted(part["experiment"].unique())) for note, part in rows.groupby("profile_notes", sort=False)]
+    return [
+        (str(note), sorted(part["experiment"].unique())) for note, part in rows.groupby("profile_notes", sort=False)
+    ]
 
 
 def iter_group_frames(df: pd.DataFrame, group: RunGroup) -> Iterable[tuple[str, str, pd.DataFrame]]:

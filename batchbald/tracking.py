@@ -58,9 +58,23 @@ def git_commit(repo: Path) -> str:
     """
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results", ":(exclude,glob)**/*.md"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+                ":(exclude,glob)**/*.md",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -104,8 +118,9 @@ def rounds_frame(records: list[RoundRecord]) -> pd.DataFrame:
 class RunRecorder:
     """Writes rounds.csv / run.json after every round and mirrors the metrics to wandb (never fatal)."""
 
-    def __init__(self, out_dir: Path, config: dict, *, device: torch.device, repo: Path, wandb_cfg: dict,
-                 classes: list[str]):
+    def __init__(
+        self, out_dir: Path, config: dict, *, device: torch.device, repo: Path, wandb_cfg: dict, classes: list[str]
+    ):
         self.out_dir = out_dir
         self.classes = classes
         self.run_json = out_dir / "run.json"
@@ -141,8 +156,9 @@ class RunRecorder:
             self._wandb_log(records[-1])
 
     def finish(self, status: str) -> None:
-        self.meta.update(status=status, end_time=_now(),
-                         elapsed_seconds=self._elapsed_before + time.perf_counter() - self._t0)
+        self.meta.update(
+            status=status, end_time=_now(), elapsed_seconds=self._elapsed_before + time.perf_counter() - self._t0
+        )
         write_json_atomic(self.run_json, self.meta)
         if self._wandb is not None:
             try:

@@ -1,4 +1,5 @@
 """Training with early stopping (SPEC §1), MC-dropout evaluation, device selection."""
+
 from __future__ import annotations
 
 import copy
@@ -57,7 +58,7 @@ def gpu_hardware_present() -> str | None:
 
 
 def resolve_device(name: str, job_index: int = 0) -> torch.device:
-    """"auto" (CUDA when present, else CPU), "cpu" or "cuda[:i]"; CUDA requested but absent -> ValueError.
+    """ "auto" (CUDA when present, else CPU), "cpu" or "cuda[:i]"; CUDA requested but absent -> ValueError.
 
     "auto" and "cuda" on a box with several GPUs give job `job_index` the GPU job_index % count (local sweeps
     spread over the GPUs). "auto" falling back to the CPU while a GPU seems present warns loudly.
@@ -67,9 +68,11 @@ def resolve_device(name: str, job_index: int = 0) -> torch.device:
     if name == "auto" and not torch.cuda.is_available():
         evidence = gpu_hardware_present()
         if evidence:
-            warnings.warn(f"device=auto: a GPU seems present ({evidence}) but torch {torch.__version__} (CUDA "
-                          f"{torch.version.cuda}) cannot use it (driver too old or not visible?); running on the CPU",
-                          stacklevel=2)
+            warnings.warn(
+                f"device=auto: a GPU seems present ({evidence}) but torch {torch.__version__} (CUDA "
+                f"{torch.version.cuda}) cannot use it (driver too old or not visible?); running on the CPU",
+                stacklevel=2,
+            )
         return torch.device("cpu")
     if name in ("auto", "cuda") or name.startswith("cuda:"):
         if not torch.cuda.is_available():
@@ -95,8 +98,8 @@ def validation_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> f
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], VALIDATION_BATCH):
-        pred = model(x[start:start + VALIDATION_BATCH]).argmax(1)
-        correct += (pred == y[start:start + VALIDATION_BATCH]).sum()
+        pred = model(x[start : start + VALIDATION_BATCH]).argmax(1)
+        correct += (pred == y[start : start + VALIDATION_BATCH]).sum()
     model.train(was_training)
     return correct.item() / x.shape[0]
 
@@ -119,9 +122,17 @@ class _EarlyStopping:
             self.done = self.bad >= self.patience
 
 
-def train_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
-                val_y: torch.Tensor, cfg: TrainConfig, *, generator: torch.Generator,
-                progress: bool = False) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    generator: torch.Generator,
+    progress: bool = False,
+) -> TrainResult:
     """Adam + NLL; an epoch is cfg.epoch_samples indices drawn with replacement from the labelled set.
 
     Early stopping: after cfg.patience epochs without a deterministic accuracy above the best (ties count as no
@@ -129,13 +140,23 @@ def train_model(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, 
     train-mode dropout masks come from `generator`, so a run is reproducible from its seed on the same device.
     The model is returned in eval mode. best_val_accuracy is NaN without a validation set.
     """
-    return train_model_rules(model, train_x, train_y, val_x, val_y, cfg, (cfg.validation_set,),
-                             generator=generator, progress=progress)[cfg.validation_set]
+    return train_model_rules(
+        model, train_x, train_y, val_x, val_y, cfg, (cfg.validation_set,), generator=generator, progress=progress
+    )[cfg.validation_set]
 
 
-def train_model_rules(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
-                      val_y: torch.Tensor, cfg: TrainConfig, rules: tuple[str, ...], *, generator: torch.Generator,
-                      progress: bool = False) -> dict[str, TrainResult]:
+def train_model_rules(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    cfg: TrainConfig,
+    rules: tuple[str, ...],
+    *,
+    generator: torch.Generator,
+    progress: bool = False,
+) -> dict[str, TrainResult]:
     """`train_model` under several validation sets at once (cfg.validation_set is ignored).
 
     Validation is deterministic and draws no random numbers, so the weights after every epoch are the same
@@ -153,8 +174,10 @@ def train_model_rules(model: nn.Module, train_x: torch.Tensor, train_y: torch.Te
     if n == 0:
         model.eval()
         acc = validation_accuracy(model, val_x, val_y) if has_val else math.nan
-        return {rule: TrainResult(model if i == 0 else copy.deepcopy(model), 0, acc if rule == "heldout" else math.nan)
-                for i, rule in enumerate(rules)}
+        return {
+            rule: TrainResult(model if i == 0 else copy.deepcopy(model), 0, acc if rule == "heldout" else math.nan)
+            for i, rule in enumerate(rules)
+        }
     train_x, train_y = train_x.to(device), train_y.to(device)
     scored = {"heldout": (val_x, val_y) if has_val else None, "labelled": (train_x, train_y)}
     stoppers = {rule: _EarlyStopping(cfg.patience) for rule in rules if scored[rule] is not None}
@@ -183,8 +206,11 @@ def train_model_rules(model: nn.Module, train_x: torch.Tensor, train_y: torch.Te
                     stopper.update(scores[rule], model, epochs)
             if progress:
                 shown = ", ".join(f"{rule} acc {acc:.4f}" for rule, acc in scores.items())
-                print(f"epoch {epoch + 1}: train nll {loss_sum.item() / cfg.epoch_samples:.4f}, {shown} "
-                      f"({time.perf_counter() - start_time:.1f} s)", flush=True)
+                print(
+                    f"epoch {epoch + 1}: train nll {loss_sum.item() / cfg.epoch_samples:.4f}, {shown} "
+                    f"({time.perf_counter() - start_time:.1f} s)",
+                    flush=True,
+                )
             if len(stoppers) == len(rules) and all(s.done for s in stoppers.values()):
                 break
     model.to(memory_format=torch.contiguous_format)
@@ -199,8 +225,15 @@ def train_model_rules(model: nn.Module, train_x: torch.Tensor, train_y: torch.Te
     return results
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int, generator: torch.Generator,
-             batch_size: int | None = None) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    k: int,
+    generator: torch.Generator,
+    batch_size: int | None = None,
+) -> EvalResult:
     """Accuracy and mean NLL of the MC prediction log(mean_k p_k) over K consistent dropout masks."""
     if x.shape[0] == 0:
         return EvalResult(math.nan, math.nan)

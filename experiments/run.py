@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -70,8 +69,14 @@ def run(cfg: DictConfig) -> float | None:
 
     ds = config["dataset"]
     dataset = load_dataset(
-        ds["name"], ds["root"], repetitions=ds["repetitions"], split=ds["split"], noise_std=ds["noise_std"],
-        seed=config["seed"], train_subset_per_class=ds["train_subset_per_class"], test_subset=ds["test_subset"],
+        ds["name"],
+        ds["root"],
+        repetitions=ds["repetitions"],
+        split=ds["split"],
+        noise_std=ds["noise_std"],
+        seed=config["seed"],
+        train_subset_per_class=ds["train_subset_per_class"],
+        test_subset=ds["test_subset"],
     )
     try:
         splits = make_splits(dataset, initial=ds["initial"], validation_size=ds["validation_size"], seed=config["seed"])
@@ -83,28 +88,45 @@ def run(cfg: DictConfig) -> float | None:
     config["profile_notes"] = config["profile"]["notes"]
     acq = config["acquisition"]
     loop_cfg = LoopConfig(
-        seed=config["seed"], budget=config["budget"], mc_samples=config["mc_samples"], acquisition=acq["name"],
-        batch_size=acq["batch_size"], num_samples=acq["num_samples"], model=config["model"]["name"],
-        train=TrainConfig(**config["train"]), target_accuracy=config["target_accuracy"],
-        scoring_batch_size=config["scoring_batch_size"], progress=config["progress"],
+        seed=config["seed"],
+        budget=config["budget"],
+        mc_samples=config["mc_samples"],
+        acquisition=acq["name"],
+        batch_size=acq["batch_size"],
+        num_samples=acq["num_samples"],
+        model=config["model"]["name"],
+        train=TrainConfig(**config["train"]),
+        target_accuracy=config["target_accuracy"],
+        scoring_batch_size=config["scoring_batch_size"],
+        progress=config["progress"],
     )
-    recorder = RunRecorder(out_dir, config, device=device, repo=REPO, wandb_cfg=config["wandb"],
-                           classes=dataset.classes)
+    recorder = RunRecorder(
+        out_dir, config, device=device, repo=REPO, wandb_cfg=config["wandb"], classes=dataset.classes
+    )
 
     def on_round(records):
         recorder.log_round(records)
         r = records[-1]
-        msg = (f"[{config['experiment_name']} seed={config['seed']}] round {r.round}: labelled {r.labelled_size}, "
-               f"acc {r.test_accuracy:.4f}, nll {r.test_nll:.3f}, epochs {r.epochs}, label entropy "
-               f"{r.label_entropy:.3f}, train {r.train_seconds:.1f}s score {r.score_seconds:.1f}s "
-               f"select {r.select_seconds:.1f}s eval {r.eval_seconds:.1f}s")
+        msg = (
+            f"[{config['experiment_name']} seed={config['seed']}] round {r.round}: labelled {r.labelled_size}, "
+            f"acc {r.test_accuracy:.4f}, nll {r.test_nll:.3f}, epochs {r.epochs}, label entropy "
+            f"{r.label_entropy:.3f}, train {r.train_seconds:.1f}s score {r.score_seconds:.1f}s "
+            f"select {r.select_seconds:.1f}s eval {r.eval_seconds:.1f}s"
+        )
         from tqdm.auto import tqdm
 
         tqdm.write(msg)
 
     try:
-        records = run_loop(dataset, splits, loop_cfg, device, checkpoint=out_dir / "checkpoint.pt",
-                           fingerprint=fingerprint(config), on_round=on_round)
+        records = run_loop(
+            dataset,
+            splits,
+            loop_cfg,
+            device,
+            checkpoint=out_dir / "checkpoint.pt",
+            fingerprint=fingerprint(config),
+            on_round=on_round,
+        )
     except CheckpointError as e:
         recorder.finish("failed")
         raise ConfigError(str(e)) from None

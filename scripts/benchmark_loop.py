@@ -8,6 +8,7 @@ same weights and masks, K=10 and 100, both CNNs; medians of interleaved repeats;
 fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
 (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,22 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batchbald.models import build_model, default_scoring_batch_size, draw_masks, forward_masked, mc_log_probs  # noqa: E402
+from batchbald.models import (  # noqa: E402
+    build_model,
+    default_scoring_batch_size,
+    draw_masks,
+    forward_masked,
+    mc_log_probs,
+)
 from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
-SCORING_CASES = [("mnist_cnn", 10, 10, 256), ("mnist_cnn", 10, 100, 64),
-                 ("emnist_cnn", 47, 10, 256), ("emnist_cnn", 47, 100, 64)]  # model, classes, K, images
+SCORING_CASES = [
+    ("mnist_cnn", 10, 10, 256),
+    ("mnist_cnn", 10, 100, 64),
+    ("emnist_cnn", 47, 10, 256),
+    ("emnist_cnn", 47, 100, 64),
+]  # model, classes, K, images
 REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
@@ -55,8 +66,14 @@ def timed(fn, device: torch.device) -> float:
 
 
 def hardware(device: torch.device) -> dict:
-    info = {"cpu": cpu_model(), "logical cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
-            "torch": torch.__version__, "device": str(device), "python": platform.python_version()}
+    info = {
+        "cpu": cpu_model(),
+        "logical cpus": os.cpu_count(),
+        "torch threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "python": platform.python_version(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -86,7 +103,7 @@ def bench_scoring(name, num_classes, k, n, repeats, device) -> dict:
         return mc_log_probs(model, x, masks)
 
     def reference(chunk):
-        return torch.cat([forward_masked(model, x[i:i + chunk], masks) for i in range(0, n, chunk)])
+        return torch.cat([forward_masked(model, x[i : i + chunk], masks) for i in range(0, n, chunk)])
 
     chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS})
     ours()  # warm-up
@@ -98,9 +115,19 @@ def bench_scoring(name, num_classes, k, n, repeats, device) -> dict:
         t_ours.append(timed(ours, device))
     ref_s, ours_s = statistics.median(t_ref), statistics.median(t_ours)
     diff = (ours() - reference(chunk)).abs().max().item()
-    return {"model": name, "K": k, "images": n, "ref_chunk": chunk, "ours_chunk": default_scoring_batch_size(model, k),
-            "ref_s": ref_s, "ours_s": ours_s, "speedup": ref_s / ours_s, "ours_tput": n * k / ours_s,
-            "ref_tput": n * k / ref_s, "max_abs_diff": diff}
+    return {
+        "model": name,
+        "K": k,
+        "images": n,
+        "ref_chunk": chunk,
+        "ours_chunk": default_scoring_batch_size(model, k),
+        "ref_s": ref_s,
+        "ours_s": ours_s,
+        "speedup": ref_s / ours_s,
+        "ours_tput": n * k / ours_s,
+        "ref_tput": n * k / ref_s,
+        "max_abs_diff": diff,
+    }
 
 
 def load_round_data(dataset, kwargs, root, smoke):
@@ -149,11 +176,25 @@ def bench_round(spec, root, device, smoke) -> dict:
     torch.manual_seed(0)
     model = build_model(model_name, ds.num_classes).to(device)
     tr = ds.train
-    row = {"dataset": dataset, "model": model_name, "K": k, "b": b, "labelled": len(splits.initial),
-           "pool": len(splits.pool), "test": len(ds.test.y)}
+    row = {
+        "dataset": dataset,
+        "model": model_name,
+        "K": k,
+        "b": b,
+        "labelled": len(splits.initial),
+        "pool": len(splits.pool),
+        "test": len(ds.test.y),
+    }
     start = time.perf_counter()
-    result = train_model(model, tr.x[splits.initial], tr.y[splits.initial], tr.x[splits.validation],
-                         tr.y[splits.validation], TrainConfig(**train_kwargs), generator=g)
+    result = train_model(
+        model,
+        tr.x[splits.initial],
+        tr.y[splits.initial],
+        tr.x[splits.validation],
+        tr.y[splits.validation],
+        TrainConfig(**train_kwargs),
+        generator=g,
+    )
     sync(device)
     row["train_s"], row["epochs"] = time.perf_counter() - start, result.epochs
     pool_x = tr.x[torch.tensor(splits.pool)]
@@ -169,8 +210,9 @@ def bench_round(spec, root, device, smoke) -> dict:
         row["select_s"] = timed(lambda: select("batchbald", log_probs, b, seed=0), device)
     del row["log_probs"]
     eval_result = {}
-    row["eval_s"] = timed(lambda: eval_result.update(
-        vars(evaluate(model, ds.test.x, ds.test.y, k=k, generator=g))), device)
+    row["eval_s"] = timed(
+        lambda: eval_result.update(vars(evaluate(model, ds.test.x, ds.test.y, k=k, generator=g))), device
+    )
     row["test_accuracy"] = eval_result["accuracy"]
     row["note"] = "; ".join(notes)
     return row
@@ -181,45 +223,69 @@ def fmt_s(x) -> str:
 
 
 def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dict] | None, args, loads) -> None:
-    lines = ["# Loop benchmark (models side)", "",
-             f"Date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')}",
-             f"Command: `python scripts/benchmark_loop.py {' '.join(sys.argv[1:])}`", ""]
+    lines = [
+        "# Loop benchmark (models side)",
+        "",
+        f"Date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M')}",
+        f"Command: `python scripts/benchmark_loop.py {' '.join(sys.argv[1:])}`",
+        "",
+    ]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}"]
     worst = max((r["foreign"] for r in scoring + (rounds or []) if not math.isnan(r["foreign"])), default=math.nan)
-    lines += [f"- foreign load (cores kept busy by other processes, /proc/stat minus this process; worst case): "
-              f"{worst:.2f}"]
+    lines += [
+        f"- foreign load (cores kept busy by other processes, /proc/stat minus this process; worst case): {worst:.2f}"
+    ]
     if worst > 0.3:
-        lines += ["", "Note: other processes were using the CPU during this run (foreign load above). On this kind of "
-                  "2-core VM timings move several-fold with foreign load (shared/paper/PEER_SPEED.md); "
-                  "`--threads 1` is the least sensitive setting. Repeat on an idle machine for reference numbers."]
+        lines += [
+            "",
+            "Note: other processes were using the CPU during this run (foreign load above). On this kind of "
+            "2-core VM timings move several-fold with foreign load (shared/paper/PEER_SPEED.md); "
+            "`--threads 1` is the least sensitive setting. Repeat on an idle machine for reference numbers.",
+        ]
     if args.smoke:
         lines += ["", "**SMOKE RUN: tiny settings, the numbers mean nothing.**"]
-    lines += ["", "## MC-dropout scoring: `mc_log_probs` vs `forward_masked`", "",
-              "Same random inputs, weights and K consistent masks; median of "
-              f"{args.repeats} interleaved repeats; the reference uses its fastest chunk among "
-              f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
-              "Throughput counts images x MC samples per second.", "",
-              "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | ours samples/s "
-              "| ref samples/s | max abs diff | foreign load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## MC-dropout scoring: `mc_log_probs` vs `forward_masked`",
+        "",
+        "Same random inputs, weights and K consistent masks; median of "
+        f"{args.repeats} interleaved repeats; the reference uses its fastest chunk among "
+        f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
+        "Throughput counts images x MC samples per second.",
+        "",
+        "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | ours samples/s "
+        "| ref samples/s | max abs diff | foreign load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in scoring:
-        lines.append(f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
-                     f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.1f}x** | {r['ours_tput']:,.0f} | "
-                     f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} | {r['foreign']:.2f} |")
+        lines.append(
+            f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
+            f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.1f}x** | {r['ours_tput']:,.0f} | "
+            f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} | {r['foreign']:.2f} |"
+        )
     if rounds is not None:
-        lines += ["", "## One paper-settings round per dataset", "",
-                  "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
-                  "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.", "",
-                  "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
-                  "test acc | foreign load | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## One paper-settings round per dataset",
+            "",
+            "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
+            "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.",
+            "",
+            "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
+            "test acc | foreign load | note |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rounds:
             if "train_s" not in r:
                 lines.append(f"| {r['dataset']} | | | | | | | | | | | | {r['note']} |")
                 continue
-            lines.append(f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
-                         f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
-                         f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
-                         f"{r['foreign']:.2f} | {r['note']} |")
+            lines.append(
+                f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
+                f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
+                f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
+                f"{r['foreign']:.2f} | {r['note']} |"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -255,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, classes, k, n in cases:
         r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device)
         scoring.append(r)
-        print(f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
-              f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})", flush=True)
+        print(
+            f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
+            f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})",
+            flush=True,
+        )
 
     rounds = None
     if not args.scoring_only:
@@ -266,9 +335,12 @@ def main(argv: list[str] | None = None) -> int:
             r = measured(bench_round, spec, root, device, args.smoke)
             rounds.append(r)
             if "train_s" in r:
-                print(f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_s(r['train_s'])}s "
-                      f"({r['epochs']} epochs) score={fmt_s(r['score_s'])}s select={fmt_s(r['select_s'])}s "
-                      f"eval={fmt_s(r['eval_s'])}s test_acc={r['test_accuracy']:.3f} {r['note']}", flush=True)
+                print(
+                    f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_s(r['train_s'])}s "
+                    f"({r['epochs']} epochs) score={fmt_s(r['score_s'])}s select={fmt_s(r['select_s'])}s "
+                    f"eval={fmt_s(r['eval_s'])}s test_acc={r['test_accuracy']:.3f} {r['note']}",
+                    flush=True,
+                )
             else:
                 print(f"round dataset={r['dataset']} {r['note']}", flush=True)
 

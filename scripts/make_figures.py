@@ -28,7 +28,7 @@ from batchbald import results as R  # noqa: E402
 PROFILE_ORDER = ("quick", "paper")
 DEFAULT_NOTES = {
     "quick": "quick profile: reduced settings for a fast end-to-end check (no profile_notes recorded in "
-             "run.json; see configs/ for the exact reductions)",
+    "run.json; see configs/ for the exact reductions)",
     "paper": "paper profile: the paper's settings (SPEC §2), no reductions recorded",
 }
 FIGURE_CAPTIONS = {
@@ -42,6 +42,7 @@ FIGURE_CAPTIONS = {
 
 
 # ------------------------------------------------------------------------------------------------ formatting
+
 
 def fmt_points(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -104,6 +105,7 @@ def label_of(experiment: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ report
 
+
 def check_line(check: R.Check) -> str:
     verdict = {True: "yes", False: "no", None: "not checked"}[check.passed]
     return f"- ({check.key}) {check.claim}: **{verdict}**. {check.detail}."
@@ -124,8 +126,11 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
     experiments = sorted(df["experiment"].unique(), key=lambda e: (order.index(e) if e in order else len(order), e))
     infos = {e: R.experiment_info(df, e) for e in experiments}
     total = sum(i["compute_seconds"] for i in infos.values())
-    lines += [f"{len(experiments)} experiments, {sum(i['n_runs'] for i in infos.values())} runs, total compute "
-              f"{fmt_seconds(total)} (sum of run wall times).", ""]
+    lines += [
+        f"{len(experiments)} experiments, {sum(i['n_runs'] for i in infos.values())} runs, total compute "
+        f"{fmt_seconds(total)} (sum of run wall times).",
+        "",
+    ]
 
     lines += ["### Acceptance", "", "The paper's findings, checked on this profile's runs (medians over trials):", ""]
     lines += [check_line(c) for c in R.acceptance_checks(df)] + [""]
@@ -135,16 +140,29 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
     for e in experiments:
         first = df[df["experiment"] == e].iloc[0]
         info = infos[e]
-        rows.append([label_of(e), trials_text(info), ", ".join(map(str, info["seeds"])),
-                     first["dataset_description"], fmt_points(first["batch_size"]),
-                     fmt_points(first["mc_samples"]), hardware_text(info), fmt_seconds(info["compute_seconds"])])
+        rows.append(
+            [
+                label_of(e),
+                trials_text(info),
+                ", ".join(map(str, info["seeds"])),
+                first["dataset_description"],
+                fmt_points(first["batch_size"]),
+                fmt_points(first["mc_samples"]),
+                hardware_text(info),
+                fmt_seconds(info["compute_seconds"]),
+            ]
+        )
     lines += table(["run", "trials", "seeds", "dataset", "b", "K", "hardware", "compute"], rows) + [""]
 
     thresholds = R.threshold_table(df)
-    lines += ["### Points to reach an accuracy (q25/median/q75)", "",
-              "Mark = labelled-set size of the first evaluation at or above the accuracy − b (SPEC §5, the "
-              "rule behind Table 1); quartiles over trials with numpy's `nearest` percentile; ∞ = never "
-              "reached. Running/failed runs that have not reached an accuracy are left out.", ""]
+    lines += [
+        "### Points to reach an accuracy (q25/median/q75)",
+        "",
+        "Mark = labelled-set size of the first evaluation at or above the accuracy − b (SPEC §5, the "
+        "rule behind Table 1); quartiles over trials with numpy's `nearest` percentile; ∞ = never "
+        "reached. Running/failed runs that have not reached an accuracy are left out.",
+        "",
+    ]
     for group in R.GROUPS:
         if not group.thresholds:
             continue
@@ -168,8 +186,9 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
                 h = hit.iloc[0]
                 n.add(int(h["n_trials"]))
                 left = int(h["left_out_unfinished"])
-                ours = fmt_quartiles(h["q25"], h["median"], h["q75"]) + (f" ({left} unfinished left out)"
-                                                                          if left else "")
+                ours = fmt_quartiles(h["q25"], h["median"], h["q75"]) + (
+                    f" ({left} unfinished left out)" if left else ""
+                )
                 row += [ours, fmt_quartiles(h["paper_q25"], h["paper_median"], h["paper_q75"])]
             row[1] = "/".join(str(v) for v in sorted(n)) or "0"
             row += [hardware_text(infos[e]), fmt_seconds(infos[e]["compute_seconds"])]
@@ -177,8 +196,11 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
         missing = [f"{label} (`{e}`)" for e, label in group.members if e not in infos]
         lines += [f"#### {group.title}", ""] + table(header, rows) + [""]
         if group.key == "table1_mnist":
-            lines += [f"Paper reference row, Gal et al. 2017: 90% at {R.PAPER_GAL_2017[0.90]}, 95% at "
-                      f"{R.PAPER_GAL_2017[0.95]}.", ""]
+            lines += [
+                f"Paper reference row, Gal et al. 2017: 90% at {R.PAPER_GAL_2017[0.90]}, 95% at "
+                f"{R.PAPER_GAL_2017[0.95]}.",
+                "",
+            ]
         if missing:
             lines += ["No runs for: " + "; ".join(missing) + ".", ""]
     grouped = {e for g in R.GROUPS if g.thresholds for e, _ in g.members}
@@ -187,17 +209,28 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
         rows = []
         for e in others:
             for _, h in thresholds[thresholds["experiment"] == e].iterrows():
-                rows.append([label_of(e), f"{h['threshold']:.0%}", int(h["n_trials"]),
-                             fmt_quartiles(h["q25"], h["median"], h["q75"]), hardware_text(infos[e]),
-                             fmt_seconds(infos[e]["compute_seconds"])])
+                rows.append(
+                    [
+                        label_of(e),
+                        f"{h['threshold']:.0%}",
+                        int(h["n_trials"]),
+                        fmt_quartiles(h["q25"], h["median"], h["q75"]),
+                        hardware_text(infos[e]),
+                        fmt_seconds(infos[e]["compute_seconds"]),
+                    ]
+                )
         lines += ["#### Other runs", ""] + table(["run", "accuracy", "n", "ours", "hardware", "compute"], rows)
         lines += [""]
 
     accuracy = R.accuracy_table(df)
-    lines += ["### Test accuracy at 100 and 200 labelled points and at the end", "",
-              "Median (q25–q75) over trials; runs that stopped early are padded with their last accuracy. "
-              "Sizes include the 20 initial points for the MNIST family; EMNIST starts from 0. The paper "
-              "gives only medians for most rows (SPEC §9).", ""]
+    lines += [
+        "### Test accuracy at 100 and 200 labelled points and at the end",
+        "",
+        "Median (q25–q75) over trials; runs that stopped early are padded with their last accuracy. "
+        "Sizes include the 20 initial points for the MNIST family; EMNIST starts from 0. The paper "
+        "gives only medians for most rows (SPEC §9).",
+        "",
+    ]
     rows = []
     for e in experiments:
         part = accuracy[accuracy["experiment"] == e].set_index("at")
@@ -218,8 +251,9 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
             row += [ours, paper]
         row += [hardware_text(infos[e]), fmt_seconds(infos[e]["compute_seconds"])]
         rows.append(row)
-    lines += table(["run", "trials", "at 100", "paper", "at 200", "paper", "final", "paper", "hardware",
-                    "compute"], rows) + [""]
+    lines += table(
+        ["run", "trials", "at 100", "paper", "at 200", "paper", "final", "paper", "hardware", "compute"], rows
+    ) + [""]
     if "emnist_batchbald" in infos or "emnist_bald" in infos:
         ent_rows = []
         for e, _ in R.GROUPS_BY_KEY["emnist"].members:
@@ -229,9 +263,14 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
             if curve.empty:
                 continue
             last = curve.iloc[-1]
-            ent_rows.append([label_of(e), trials_text(infos[e]),
-                             f"{last['median']:.3f} ({last['q25']:.3f}–{last['q75']:.3f}) @step {int(last['step'])}",
-                             f"{R.PAPER_FINAL_LABEL_ENTROPY.get(e, math.nan):.2f} @step 60"])
+            ent_rows.append(
+                [
+                    label_of(e),
+                    trials_text(infos[e]),
+                    f"{last['median']:.3f} ({last['q25']:.3f}–{last['q75']:.3f}) @step {int(last['step'])}",
+                    f"{R.PAPER_FINAL_LABEL_ENTROPY.get(e, math.nan):.2f} @step 60",
+                ]
+            )
         if ent_rows:
             lines += ["Final entropy of the acquired labels (nats; maximum ln C):", ""]
             lines += table(["run", "trials", "ours", "paper (≈, read off Fig 8/14)"], ent_rows) + [""]
@@ -242,27 +281,36 @@ def profile_section(df: pd.DataFrame, profile: str, figures: dict, report_dir: P
         outcome = figures.get(key)
         if png.exists() and not isinstance(outcome, str):
             rel = os.path.relpath(png, report_dir)
-            lines += [f"**{FIGURE_CAPTIONS[key]}** ([PDF]({os.path.relpath(png.with_suffix('.pdf'), report_dir)}))",
-                      "", f"![{FIGURE_CAPTIONS[key]}]({rel})", ""]
+            lines += [
+                f"**{FIGURE_CAPTIONS[key]}** ([PDF]({os.path.relpath(png.with_suffix('.pdf'), report_dir)}))",
+                "",
+                f"![{FIGURE_CAPTIONS[key]}]({rel})",
+                "",
+            ]
         else:
             reason = outcome if isinstance(outcome, str) else "not drawn in this call (other profile)"
             lines += [f"- {FIGURE_CAPTIONS[key]}: skipped — {reason}.", ""]
     return lines
 
 
-def build_report(df: pd.DataFrame, *, runs_root: Path, results_dir: Path, report_path: Path,
-                 figures: dict[str, dict]) -> str:
+def build_report(
+    df: pd.DataFrame, *, runs_root: Path, results_dir: Path, report_path: Path, figures: dict[str, dict]
+) -> str:
     """The whole REPORT.md text: header, then one section per profile in ``df``."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# BatchBALD reproduction: results report", "",
+        "# BatchBALD reproduction: results report",
+        "",
         "> **Generated file — do not edit by hand.** Written by `scripts/make_figures.py` from the runs under "
         f"`{runs_root}` on {now}. Regenerate with `python scripts/make_figures.py --runs {runs_root} "
-        "--profile <quick|paper>`.", "",
-        "Paper numbers are those of SPEC §9 (recomputed from the paper's run logs). Figures follow SPEC §8.", "",
+        "--profile <quick|paper>`.",
+        "",
+        "Paper numbers are those of SPEC §9 (recomputed from the paper's run logs). Figures follow SPEC §8.",
+        "",
     ]
-    profiles = sorted(df["profile"].unique(), key=lambda p: (PROFILE_ORDER.index(p) if p in PROFILE_ORDER
-                                                              else len(PROFILE_ORDER), p))
+    profiles = sorted(
+        df["profile"].unique(), key=lambda p: (PROFILE_ORDER.index(p) if p in PROFILE_ORDER else len(PROFILE_ORDER), p)
+    )
     if not profiles:
         lines += ["No runs found.", ""]
     skipped = df.attrs.get("skipped_runs", [])
@@ -270,13 +318,19 @@ def build_report(df: pd.DataFrame, *, runs_root: Path, results_dir: Path, report
         lines += ["Runs not read: " + "; ".join(f"`{d}` ({why})" for d, why in skipped) + ".", ""]
     lines += ["Profiles: " + ", ".join(f"[{p}](#profile-{p})" for p in profiles), ""] if profiles else []
     for profile in profiles:
-        lines += profile_section(df[df["profile"] == profile], profile, figures.get(profile, {}),
-                                 report_path.parent, results_dir / "figures" / profile)
+        lines += profile_section(
+            df[df["profile"] == profile],
+            profile,
+            figures.get(profile, {}),
+            report_path.parent,
+            results_dir / "figures" / profile,
+        )
     lines += fidelity.report_section(results_dir / "fidelity", report_path.parent)
     return "\n".join(lines).rstrip() + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ main
+
 
 def load_emnist(data_root: Path, df: pd.DataFrame):
     """The EMNIST dataset for fig12, or (None, why)."""
@@ -301,12 +355,16 @@ def load_emnist(data_root: Path, df: pd.DataFrame):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="root of the run directories")
-    parser.add_argument("--profile", default="all",
-                        help="profile to tabulate and draw (quick, paper, ...; default all); the report always "
-                             "covers every profile found")
+    parser.add_argument(
+        "--profile",
+        default="all",
+        help="profile to tabulate and draw (quick, paper, ...; default all); the report always "
+        "covers every profile found",
+    )
     parser.add_argument("--data-root", type=Path, default=Path("data"), help="dataset root for fig12")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"),
-                        help="where tables/, figures/ and REPORT.md go")
+    parser.add_argument(
+        "--results-dir", type=Path, default=Path("results"), help="where tables/, figures/ and REPORT.md go"
+    )
     parser.add_argument("--report", type=Path, default=None, help="report path (default <results>/REPORT.md)")
     parser.add_argument("--seed", type=int, default=None, help="trial shown in fig15 (default: lowest seed)")
     parser.add_argument("--no-examples", action="store_true", help="skip fig12 (no data loading)")
@@ -352,13 +410,22 @@ def main(argv: list[str] | None = None) -> int:
                 for suffix in (".png", ".pdf"):
                     (fig_dir / f"{plots.FIGURE_NAMES[key]}{suffix}").unlink(missing_ok=True)
         for key, outcome in drawn.items():
-            print(f"{key}  {profile}: " + (", ".join(map(str, outcome)) if isinstance(outcome, list) else
-                                          f"skipped ({outcome})" if outcome else "kept from an earlier call"))
+            print(
+                f"{key}  {profile}: "
+                + (
+                    ", ".join(map(str, outcome))
+                    if isinstance(outcome, list)
+                    else f"skipped ({outcome})"
+                    if outcome
+                    else "kept from an earlier call"
+                )
+            )
         figures[profile] = drawn
 
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(build_report(df, runs_root=args.runs, results_dir=args.results_dir,
-                                        report_path=report_path, figures=figures))
+    report_path.write_text(
+        build_report(df, runs_root=args.runs, results_dir=args.results_dir, report_path=report_path, figures=figures)
+    )
     print(f"report {report_path} ({time.perf_counter() - start:.1f} s)")
     return 0
 

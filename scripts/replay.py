@@ -29,8 +29,11 @@ from batchbald.tracking import cpu_model, git_commit  # noqa: E402
 from batchbald.train import VALIDATION_SETS  # noqa: E402
 
 DEFAULT_GROUPS = (  # the committed set: the main runs behind Figs 2/10/11 and Table 1, and the 0-reps ablation
-    "rmnist_w_noise_independent_bald_k10_b10", "rmnist_w_noise_multibald_bald_k10_b10",
-    "mnist_independent_bald_k100_b10", "mnist_multibald_bald_k100_b10", "mnist_w_noise_independent_bald_k10_b10",
+    "rmnist_w_noise_independent_bald_k10_b10",
+    "rmnist_w_noise_multibald_bald_k10_b10",
+    "mnist_independent_bald_k100_b10",
+    "mnist_multibald_bald_k100_b10",
+    "mnist_w_noise_independent_bald_k10_b10",
 )
 
 
@@ -48,8 +51,8 @@ def _worker(job: dict) -> dict:
     cache = _worker.__dict__.setdefault("cache", {})
     key = (job["log"], job["noise_seed"])
     if key not in cache:
-        if any(k[0] != job["log"] for k in cache):  # keep one group's datasets (one per run: its noise)
-            cache.clear()
+        if len(cache) >= 4:  # a few datasets per process (one per run: its noise), oldest out
+            cache.pop(next(iter(cache)))
         group = replay.load_log(job["log"])
         setting = replay.replay_setting(group)
         cache[key] = (group, setting, replay.load_replay_dataset(setting, job["data_root"], job["noise_seed"]))
@@ -58,16 +61,31 @@ def _worker(job: dict) -> dict:
     logged = run.rounds[job["round"]]
     seed = replay.trial_seed(run.seed, logged.index, job["trial"])
     validation = replay.validation_indices(len(dataset.train), setting.validation_size, run.ever_labelled, seed)
-    results = replay.replay_round(dataset, setting, logged.labelled, tuple(job["rules"]), validation=validation,
-                                  seed=seed)
-    return [{
-        "group": group.group, "run": run.name, "seed": run.seed, "round": logged.index,
-        "labelled_size": len(logged.labelled), "trial": job["trial"], "validation_set": rule,
-        "logged_accuracy": logged.accuracy, "logged_nll": logged.nll, "logged_epochs": logged.epochs,
-        "accuracy": r.accuracy, "nll": r.nll, "epochs": r.epochs,
-        "train_seconds": round(r.train_seconds, 2), "eval_seconds": round(r.eval_seconds, 2),
-        "hardware": job["hardware"], "git_commit": job["git_commit"],
-    } for rule, r in results.items()]
+    results = replay.replay_round(
+        dataset, setting, logged.labelled, tuple(job["rules"]), validation=validation, seed=seed
+    )
+    return [
+        {
+            "group": group.group,
+            "run": run.name,
+            "seed": run.seed,
+            "round": logged.index,
+            "labelled_size": len(logged.labelled),
+            "trial": job["trial"],
+            "validation_set": rule,
+            "logged_accuracy": logged.accuracy,
+            "logged_nll": logged.nll,
+            "logged_epochs": logged.epochs,
+            "accuracy": r.accuracy,
+            "nll": r.nll,
+            "epochs": r.epochs,
+            "train_seconds": round(r.train_seconds, 2),
+            "eval_seconds": round(r.eval_seconds, 2),
+            "hardware": job["hardware"],
+            "git_commit": job["git_commit"],
+        }
+        for rule, r in results.items()
+    ]
 
 
 def output_csv(out: Path, rule: str, group: str) -> Path:
@@ -88,7 +106,6 @@ def plan(args) -> list[dict]:
             prev = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["run", "round", "trial"])
             done[rule] = set(zip(prev["run"], prev["round"], prev["trial"]))
         runs = group.runs if args.seeds is None else [r for r in group.runs if r.seed in args.seeds]
-        # round by round over all runs, so that a partial replay covers every run
         for rnd_index in range(args.rounds):
             for run in runs:
                 if rnd_index >= len(run.rounds):
@@ -97,10 +114,21 @@ def plan(args) -> list[dict]:
                 for trial in range(args.trials):
                     missing = [r for r in args.validation_set if (run.name, rnd.index, trial) not in done[r]]
                     if missing:
-                        jobs.append({"log": str(log), "run_index": group.runs.index(run), "round": rnd.index,
-                                     "trial": trial, "rules": missing,
-                                     "data_root": str(args.data_root), "noise_seed": run.seed, **provenance})
-    return jobs
+                        jobs.append(
+                            {
+                                "log": str(log),
+                                "run_index": group.runs.index(run),
+                                "round": rnd.index,
+                                "trial": trial,
+                                "rules": missing,
+                                "data_root": str(args.data_root),
+                                "noise_seed": run.seed,
+                                "group_index": args.group.index(name),
+                                **provenance,
+                            }
+                        )
+    # round by round across the groups too, so that a replay stopped early covers every group and run
+    return sorted(jobs, key=lambda j: (j["round"], j["group_index"]))
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -115,9 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=10, help="first N logged rounds of every run (default 10)")
     parser.add_argument("--trials", type=int, default=2, help="training trials per round (default 2)")
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these runs (logged seeds)")
-    parser.add_argument("--validation-set", nargs="+", default=list(VALIDATION_SETS), choices=VALIDATION_SETS,
-                        help="early stopping on the held-out validation set (released code) and/or on the labelled "
-                             "set; several share one training run per trial (default: both)")
+    parser.add_argument(
+        "--validation-set",
+        nargs="+",
+        default=list(VALIDATION_SETS),
+        choices=VALIDATION_SETS,
+        help="early stopping on the held-out validation set (released code) and/or on the labelled "
+        "set; several share one training run per trial (default: both)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "fidelity")
@@ -147,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         for i, future in enumerate(as_completed(futures), 1):
             for row in future.result():
                 append_row(output_csv(args.out, row["validation_set"], row["group"]), row)
-                print(f"[{i}/{len(jobs)}] {row['run']} round {row['round']} trial {row['trial']} "
-                      f"{row['validation_set']}: acc {row['accuracy']:.4f} (logged {row['logged_accuracy']:.4f}), "
-                      f"epochs {row['epochs']} (logged {row['logged_epochs']}), "
-                      f"{row['train_seconds'] + row['eval_seconds']:.0f} s", flush=True)
+                print(
+                    f"[{i}/{len(jobs)}] {row['run']} round {row['round']} trial {row['trial']} "
+                    f"{row['validation_set']}: acc {row['accuracy']:.4f} (logged {row['logged_accuracy']:.4f}), "
+                    f"epochs {row['epochs']} (logged {row['logged_epochs']}), "
+                    f"{row['train_seconds'] + row['eval_seconds']:.0f} s",
+                    flush=True,
+                )
     return 0
 
 

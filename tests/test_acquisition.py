@@ -122,7 +122,7 @@ def test_joint_mi_at_most_sum_of_bald():
     for _ in range(10):
         lp = random_log_probs(rng, 12, 5, 3)
         bald = ref_bald(lp)
-        got = select("batchbald", torch.from_numpy(lp), 5, num_samples=3 ** 4)
+        got = select("batchbald", torch.from_numpy(lp), 5, num_samples=3**4)
         for i in range(5):
             assert got.scores[i] <= bald[got.indices[: i + 1]].sum() + 1e-10
         subset = list(rng.choice(12, size=4, replace=False))
@@ -151,7 +151,7 @@ def test_greedy_gains_never_increase_in_the_exact_regime():
     rng = np.random.default_rng(4)
     for _ in range(5):
         lp = random_log_probs(rng, 40, 8, 4)
-        scores = select("batchbald", torch.from_numpy(lp), 6, num_samples=4 ** 5).scores
+        scores = select("batchbald", torch.from_numpy(lp), 6, num_samples=4**5).scores
         gains = np.diff([0.0] + scores)
         assert np.all(np.diff(gains) <= 1e-10)
 

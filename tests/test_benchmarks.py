@@ -32,9 +32,26 @@ def test_load_meter_counts_another_process_but_not_our_own_work():
 
 def test_acquisition_benchmark_writes_a_report(tmp_path):
     out = tmp_path / "acq.md"
-    subprocess.run([sys.executable, str(REPO / "scripts/benchmark_acquisition.py"), "--case", "60,5,3,4,20",
-                    "--no-redux", "--no-baal", "--repeats", "1", "--threads", "1", "--out", str(out)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/benchmark_acquisition.py"),
+            "--case",
+            "60,5,3,4,20",
+            "--no-redux",
+            "--no-baal",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     text = out.read_text()
     assert "| (60, 5, 3, 4, 20) | 3/4 |" in text  # exact while 3^i <= 20 (i = 0, 1, 2 points chosen), then sampled
     assert "Picks:" in text and "ours [" in text
@@ -42,8 +59,13 @@ def test_acquisition_benchmark_writes_a_report(tmp_path):
 
 def test_loop_benchmark_smoke_writes_a_report(tmp_path):
     out = tmp_path / "loop.md"
-    run = subprocess.run([sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1",
-                          "--out", str(out)], check=True, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     text = out.read_text()
     assert "SMOKE RUN" in text and "foreign load" in text
     for model, k in [("mnist_cnn", 10), ("mnist_cnn", 100), ("emnist_cnn", 10), ("emnist_cnn", 100)]:

@@ -30,10 +30,21 @@ def test_default_config_validates():
 
 def test_there_is_an_experiment_for_every_figure_group():
     expected = {
-        "rmnist_rep0_bald", "rmnist_rep1_bald", "rmnist_rep2_bald", "rmnist_rep4_bald", "rmnist_rep4_batchbald",
-        "rmnist_batchbald", "rmnist_var_ratios", "rmnist_mean_std", "rmnist_random",
-        "emnist_batchbald", "emnist_bald", "emnist_random",
-        "mnist_batchbald_b10", "mnist_bald_b10", "mnist_bald_b1",
+        "rmnist_rep0_bald",
+        "rmnist_rep1_bald",
+        "rmnist_rep2_bald",
+        "rmnist_rep4_bald",
+        "rmnist_rep4_batchbald",
+        "rmnist_batchbald",
+        "rmnist_var_ratios",
+        "rmnist_mean_std",
+        "rmnist_random",
+        "emnist_batchbald",
+        "emnist_bald",
+        "emnist_random",
+        "mnist_batchbald_b10",
+        "mnist_bald_b10",
+        "mnist_bald_b1",
     }
     assert expected <= set(EXPERIMENTS)
 
@@ -65,8 +76,17 @@ def test_paper_settings_follow_spec():
     assert emnist["train"]["epoch_samples"] == 20224 and emnist["dataset"]["validation_size"] == 16384
 
 
-MAIN_RUN_GROUPS = {"rmnist_batchbald", "rmnist_rep2_bald", "rmnist_random", "mnist_bald_b1", "mnist_bald_b10",
-                   "mnist_batchbald_b10", "emnist_bald", "emnist_batchbald", "emnist_random"}
+MAIN_RUN_GROUPS = {
+    "rmnist_batchbald",
+    "rmnist_rep2_bald",
+    "rmnist_random",
+    "mnist_bald_b1",
+    "mnist_bald_b10",
+    "mnist_batchbald_b10",
+    "emnist_bald",
+    "emnist_batchbald",
+    "emnist_random",
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

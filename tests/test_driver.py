@@ -16,9 +16,22 @@ import pytest
 from tests.fakedata import write_emnist_split
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = ["round", "labelled_size", "test_accuracy", "test_nll", "epochs", "acquired_indices", "acquired_labels",
-           "acquisition_scores", "label_entropy", "class_counts", "train_seconds", "score_seconds",
-           "select_seconds", "eval_seconds"]
+COLUMNS = [
+    "round",
+    "labelled_size",
+    "test_accuracy",
+    "test_nll",
+    "epochs",
+    "acquired_indices",
+    "acquired_labels",
+    "acquisition_scores",
+    "label_entropy",
+    "class_counts",
+    "train_seconds",
+    "score_seconds",
+    "select_seconds",
+    "eval_seconds",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +42,38 @@ def root(tmp_path_factory):
 
 
 def tiny(root: Path, *extra: str) -> list[str]:
-    return ["dataset=emnist", "model=emnist_cnn", "dataset.split=tiny", f"dataset.root={root}",
-            "dataset.validation_size=20", "dataset.test_subset=null", "acquisition=batchbald",
-            "acquisition.batch_size=3", "acquisition.num_samples=64", "budget=6", "mc_samples=3",
-            "train.epoch_samples=256", "train.max_epochs=3", "threads=1", "progress=false", "device=cpu", *extra]
+    return [
+        "dataset=emnist",
+        "model=emnist_cnn",
+        "dataset.split=tiny",
+        f"dataset.root={root}",
+        "dataset.validation_size=20",
+        "dataset.test_subset=null",
+        "acquisition=batchbald",
+        "acquisition.batch_size=3",
+        "acquisition.num_samples=64",
+        "budget=6",
+        "mc_samples=3",
+        "train.epoch_samples=256",
+        "train.max_epochs=3",
+        "threads=1",
+        "progress=false",
+        "device=cpu",
+        *extra,
+    ]
 
 
 def run(args: list[str], **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, str(REPO / "experiments" / "run.py"), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "run.py"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 def without_times(path: Path) -> pd.DataFrame:
@@ -74,8 +109,13 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
 
     out = tmp_path / "killed"
     env = {**os.environ, "WANDB_SILENT": "true"}
-    proc = subprocess.Popen([sys.executable, str(REPO / "experiments" / "run.py"), *args, f"hydra.run.dir={out}"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "run.py"), *args, f"hydra.run.dir={out}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         if (out / "rounds.csv").exists() and len(pd.read_csv(out / "rounds.csv")) >= 2:
@@ -96,8 +136,20 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
 def test_multirun_sweeps(root, tmp_path, launcher):
     sweep = tmp_path / launcher
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "local" else []
-    proc = run(["-m", *tiny(root, "seed=1,2", "wandb.mode=disabled", f"hydra/launcher={launcher}",
-                            f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}"), *extra])
+    proc = run(
+        [
+            "-m",
+            *tiny(
+                root,
+                "seed=1,2",
+                "wandb.mode=disabled",
+                f"hydra/launcher={launcher}",
+                f"hydra.sweep.dir={sweep}",
+                "hydra.sweep.subdir=seed${seed}",
+            ),
+            *extra,
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (pd.read_csv(sweep / f"seed{s}" / "rounds.csv") for s in (1, 2))
     assert len(a) == len(b) == 3
@@ -127,24 +179,50 @@ def test_unknown_group_option_is_reported_by_hydra(root, tmp_path):
 
 
 def test_missing_data_is_one_clear_message(tmp_path):
-    proc = run(tiny(tmp_path / "empty", f"hydra.run.dir={tmp_path / 'x'}", "wandb.mode=disabled",
-                    "dataset.split=balanced"))
+    proc = run(
+        tiny(tmp_path / "empty", f"hydra.run.dir={tmp_path / 'x'}", "wandb.mode=disabled", "dataset.split=balanced")
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "emnist-balanced" in proc.stderr and str(tmp_path / "empty") in proc.stderr
 
 
-@pytest.mark.parametrize("argv, first_groups, has_table1", [
-    (["--profile", "paper"], "experiment=mnist_bald_b1,mnist_batchbald_b10,mnist_bald_b10,emnist_batchbald", True),
-    (["--profile", "quick"], "experiment=emnist_batchbald,", False),
-    (["--profile", "quick", "--table1"], "experiment=mnist_bald_b1,", True),
-    (["--profile", "paper", "--no-table1"], "experiment=emnist_batchbald,", False),
-])
+@pytest.mark.parametrize(
+    "argv, first_groups, has_table1",
+    [
+        (["--profile", "paper"], "experiment=mnist_bald_b1,mnist_batchbald_b10,mnist_bald_b10,emnist_batchbald", True),
+        (["--profile", "quick"], "experiment=emnist_batchbald,", False),
+        (["--profile", "quick", "--table1"], "experiment=mnist_bald_b1,", True),
+        (["--profile", "paper", "--no-table1"], "experiment=emnist_batchbald,", False),
+    ],
+)
 def test_reproduce_runs_table1_groups_by_profile(argv, first_groups, has_table1):
-    out = subprocess.run([sys.executable, str(REPO / "scripts/reproduce.py"), *argv, "--dry-run"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts/reproduce.py"), *argv, "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     experiments = next(part for part in out.split() if part.startswith("experiment="))
     assert experiments.startswith(first_groups)
     assert ("mnist_bald_b1" in experiments) == has_table1
     assert "rmnist_random" in experiments  # the figure groups are always there
     seeds = next(part for part in out.split() if part.startswith("seed=")).removeprefix("seed=").split(",")
     assert len(seeds) == (6 if "paper" in argv else 3)  # the profile's seeds
+
+
+def test_reproduce_without_a_profile_picks_by_hardware():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts/reproduce.py"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    import torch
+
+    if torch.cuda.is_available():
+        assert out.startswith("profile: paper (") and "profile=paper" in out
+    else:
+        assert out.startswith("profile: quick (no usable CUDA GPU") and "profile=quick" in out
+        assert "hydra.launcher.n_jobs=2" in out

@@ -19,8 +19,16 @@ TRAIN = TrainConfig(epoch_samples=128, max_epochs=3, patience=2)
 
 
 def config(acquisition="batchbald", **kw) -> LoopConfig:
-    base = dict(seed=3, budget=9, mc_samples=4, acquisition=acquisition, batch_size=4, model="mnist_cnn",
-                train=TRAIN, num_samples=64)
+    base = dict(
+        seed=3,
+        budget=9,
+        mc_samples=4,
+        acquisition=acquisition,
+        batch_size=4,
+        model="mnist_cnn",
+        train=TRAIN,
+        num_samples=64,
+    )
     base.update(kw)
     return LoopConfig(**base)
 

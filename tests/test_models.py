@@ -1,10 +1,17 @@
 """Tests for batchbald.models: architectures, dropout, consistent MC dropout and its fast exact path."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from batchbald.models import (
-    DropoutMasks, MCDropout, build_model, draw_masks, dropout_generator, dropout_layers, forward_masked,
+    DropoutMasks,
+    MCDropout,
+    build_model,
+    draw_masks,
+    dropout_generator,
+    dropout_layers,
+    forward_masked,
     mc_log_probs,
 )
 
@@ -31,14 +38,29 @@ def test_architecture_shapes_and_parameter_counts():
     mnist, emnist = make("mnist_cnn", 10), make("emnist_cnn", 47)
     shapes = {name: tuple(p.shape) for name, p in mnist.named_parameters()}
     assert shapes == {
-        "conv1.weight": (32, 1, 5, 5), "conv1.bias": (32,), "conv2.weight": (64, 32, 5, 5), "conv2.bias": (64,),
-        "fc1.weight": (128, 1024), "fc1.bias": (128,), "fc2.weight": (10, 128), "fc2.bias": (10,)}
+        "conv1.weight": (32, 1, 5, 5),
+        "conv1.bias": (32,),
+        "conv2.weight": (64, 32, 5, 5),
+        "conv2.bias": (64,),
+        "fc1.weight": (128, 1024),
+        "fc1.bias": (128,),
+        "fc2.weight": (10, 128),
+        "fc2.bias": (10,),
+    }
     assert sum(p.numel() for p in mnist.parameters()) == 184_586
     shapes = {name: tuple(p.shape) for name, p in emnist.named_parameters()}
     assert shapes == {
-        "conv1.weight": (32, 1, 3, 3), "conv1.bias": (32,), "conv2.weight": (64, 32, 3, 3), "conv2.bias": (64,),
-        "conv3.weight": (128, 64, 3, 3), "conv3.bias": (128,), "fc1.weight": (512, 2048), "fc1.bias": (512,),
-        "fc2.weight": (47, 512), "fc2.bias": (47,)}
+        "conv1.weight": (32, 1, 3, 3),
+        "conv1.bias": (32,),
+        "conv2.weight": (64, 32, 3, 3),
+        "conv2.bias": (64,),
+        "conv3.weight": (128, 64, 3, 3),
+        "conv3.bias": (128,),
+        "fc1.weight": (512, 2048),
+        "fc1.bias": (512,),
+        "fc2.weight": (47, 512),
+        "fc2.bias": (47,),
+    }
     assert sum(p.numel() for p in emnist.parameters()) == 1_165_871
     assert [(d.units, d.p) for d in dropout_layers(mnist)] == [(32, 0.5), (64, 0.5), (128, 0.5)]
     assert [(d.units, d.p) for d in dropout_layers(emnist)] == [(32, 0.5), (64, 0.5), (128, 0.5), (512, 0.5)]

@@ -1,4 +1,5 @@
 """Numerics settings: the CPU instruction-set pin, the CUDA switches, what run.json records, device choice."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,10 +31,17 @@ def test_native_opt_in_and_bad_values():
 
 
 def test_pinned_process_reports_avx2():
-    code = ("import os; from batchbald.numerics import pin_cpu_isa; pin_cpu_isa(); import torch; "
-            "print(torch.backends.cpu.get_cpu_capability())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={k: v for k, v in __import__("os").environ.items() if k != "ATEN_CPU_CAPABILITY"})
+    code = (
+        "import os; from batchbald.numerics import pin_cpu_isa; pin_cpu_isa(); import torch; "
+        "print(torch.backends.cpu.get_cpu_capability())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in __import__("os").environ.items() if k != "ATEN_CPU_CAPABILITY"},
+    )
     assert out.stdout.strip() in ("AVX2", "DEFAULT")  # DEFAULT only on a CPU without AVX2
 
 
@@ -46,8 +54,12 @@ def test_record_names_what_decides_the_numbers():
 
 
 def test_configure_cuda_switches_tf32_off_and_determinism_on():
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic,
-              torch.are_deterministic_algorithms_enabled())
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+    )
     try:
         numerics.configure_cuda()
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
@@ -73,7 +85,10 @@ def test_jobs_are_spread_over_the_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert [train.resolve_device("auto", job_index=j) for j in (0, 1, 5)] == [
-        torch.device("cuda", 0), torch.device("cuda", 1), torch.device("cuda", 1)]
+        torch.device("cuda", 0),
+        torch.device("cuda", 1),
+        torch.device("cuda", 1),
+    ]
     assert train.resolve_device("cuda:3", job_index=1) == torch.device("cuda", 3)
     with pytest.raises(ValueError, match="allowed: auto, cpu, cuda, cuda:<i>"):
         train.resolve_device("gpu")

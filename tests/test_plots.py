@@ -43,14 +43,19 @@ def full_df(tmp_path_factory):
 
 
 def _titles(fig) -> str:
-    return " ".join([ax.get_title() for ax in fig.axes] + [t.get_text() for t in fig.texts]
-                    + ([fig._suptitle.get_text()] if fig._suptitle else []))
+    return " ".join(
+        [ax.get_title() for ax in fig.axes]
+        + [t.get_text() for t in fig.texts]
+        + ([fig._suptitle.get_text()] if fig._suptitle else [])
+    )
 
 
 def test_draw_all_writes_every_figure(full_df, tmp_path):
-    data = SimpleNamespace(train=SimpleNamespace(x=np.random.default_rng(0).normal(size=(94, 1, 28, 28)),
-                                                 y=np.arange(94) % 47),
-                           classes=[str(i) for i in range(47)], description="Fake EMNIST")
+    data = SimpleNamespace(
+        train=SimpleNamespace(x=np.random.default_rng(0).normal(size=(94, 1, 28, 28)), y=np.arange(94) % 47),
+        classes=[str(i) for i in range(47)],
+        description="Fake EMNIST",
+    )
     out = P.draw_all(full_df, tmp_path, dataset=data)
     assert set(out) == set(P.FIGURE_NAMES)
     for key, paths in out.items():
@@ -93,8 +98,11 @@ def test_fig15_one_trial_per_method(full_df):
 
 
 def test_missing_groups_are_skipped_with_a_note(tmp_path):
-    runs = fake.make_profile(tmp_path / "runs", seeds=(1,), skip=(
-        "rmnist_var_ratios", "rmnist_mean_std", "emnist_batchbald", "emnist_bald", "emnist_random"))
+    runs = fake.make_profile(
+        tmp_path / "runs",
+        seeds=(1,),
+        skip=("rmnist_var_ratios", "rmnist_mean_std", "emnist_batchbald", "emnist_bald", "emnist_random"),
+    )
     df = R.load_runs(runs)
     out = P.draw_all(df, tmp_path / "figs")
     assert isinstance(out["fig11"], list) and all(p.stat().st_size > 0 for p in out["fig11"])
@@ -110,8 +118,11 @@ def test_missing_groups_are_skipped_with_a_note(tmp_path):
 def test_fig12_with_fake_dataset_and_torch_tensors(tmp_path):
     torch = pytest.importorskip("torch")
     classes = ["0", "1", "A", "b"]
-    data = SimpleNamespace(train=SimpleNamespace(x=torch.rand(8, 1, 28, 28), y=torch.tensor([0, 1, 2, 3] * 2)),
-                           classes=classes, description="EMNIST stand-in (split 'standin')")
+    data = SimpleNamespace(
+        train=SimpleNamespace(x=torch.rand(8, 1, 28, 28), y=torch.tensor([0, 1, 2, 3] * 2)),
+        classes=classes,
+        description="EMNIST stand-in (split 'standin')",
+    )
     fig = P.fig12_emnist_examples(data, profile="quick")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == classes
@@ -122,10 +133,20 @@ def test_fig12_with_fake_dataset_and_torch_tensors(tmp_path):
 
 # ------------------------------------------------------------------------------------------ the CLI / report
 
+
 def _report(tmp_path, *args) -> str:
     results = tmp_path / "results"
-    code = make_figures.main(["--runs", str(tmp_path / "runs"), "--results-dir", str(results),
-                              "--data-root", str(tmp_path / "no-data"), *args])
+    code = make_figures.main(
+        [
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results-dir",
+            str(results),
+            "--data-root",
+            str(tmp_path / "no-data"),
+            *args,
+        ]
+    )
     assert code == 0
     return (results / "REPORT.md").read_text()
 
@@ -169,8 +190,14 @@ def test_report_when_batchbald_is_worse(tmp_path):
 
 def test_report_sections_per_profile_with_figures(tmp_path):
     fake.make_profile(tmp_path / "runs", "quick", seeds=(1,))
-    fake.make_profile(tmp_path / "runs", "paper", seeds=(1,), batchbald_better=False, notes=None,
-                      skip=("emnist_batchbald", "emnist_bald", "emnist_random"))
+    fake.make_profile(
+        tmp_path / "runs",
+        "paper",
+        seeds=(1,),
+        batchbald_better=False,
+        notes=None,
+        skip=("emnist_batchbald", "emnist_bald", "emnist_random"),
+    )
     report = _report(tmp_path)
     assert report.index("## Profile `quick`") < report.index("## Profile `paper`")
     assert [_verdict(report, k, "quick") for k in "abc"] == ["yes", "yes", "yes"]

@@ -1,4 +1,5 @@
 """Replaying the official logs: log parsing, settings, one replayed round on small data, summaries, the script."""
+
 from __future__ import annotations
 
 import json
@@ -19,21 +20,33 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def args(dataset="DatasetEnum.mnist_w_noise", **kw):
-    base = {"seed": 7, "dataset": dataset, "num_inference_samples": 10, "batch_size": 64, "epoch_samples": 128,
-            "epochs": 6, "early_stopping_patience": 3, "validation_set_size": 12}
+    base = {
+        "seed": 7,
+        "dataset": dataset,
+        "num_inference_samples": 10,
+        "batch_size": 64,
+        "epoch_samples": 128,
+        "epochs": 6,
+        "early_stopping_patience": 3,
+        "validation_set_size": 12,
+    }
     base.update(kw)
     return base
 
 
 def write_log(path: Path, group="mnist_w_noise_independent_bald_k10_b10", runs=None) -> Path:
-    runs = runs or [{
-        "run": f"{group}_7", "args": args(), "initial_samples": [0, 1, 2, 3],
-        "iterations": [
-            {"num_epochs": 4, "test_metrics": {"accuracy": 0.5, "nll": 1.5}, "chosen_samples": [10, 11]},
-            {"num_epochs": 5, "test_metrics": {"accuracy": 0.6, "nll": 1.2}, "chosen_samples": [12, 13]},
-            {"num_epochs": 7, "test_metrics": {"accuracy": 0.7, "nll": 1.0}, "chosen_samples": [14]},
-        ],
-    }]
+    runs = runs or [
+        {
+            "run": f"{group}_7",
+            "args": args(),
+            "initial_samples": [0, 1, 2, 3],
+            "iterations": [
+                {"num_epochs": 4, "test_metrics": {"accuracy": 0.5, "nll": 1.5}, "chosen_samples": [10, 11]},
+                {"num_epochs": 5, "test_metrics": {"accuracy": 0.6, "nll": 1.2}, "chosen_samples": [12, 13]},
+                {"num_epochs": 7, "test_metrics": {"accuracy": 0.7, "nll": 1.0}, "chosen_samples": [14]},
+            ],
+        }
+    ]
     path.write_text(json.dumps({"group": group, "source": "test", "runs": runs}))
     return path
 
@@ -50,21 +63,38 @@ def test_load_log_accumulates_the_labelled_set(tmp_path):
 def test_settings_follow_the_logged_args(tmp_path):
     setting = replay.replay_setting(replay.load_log(write_log(tmp_path / "g.json")))
     assert (setting.dataset, setting.repetitions, setting.validation_size, setting.test_samples) == (
-        "repeated_mnist", 0, 12, 10)
+        "repeated_mnist",
+        0,
+        12,
+        10,
+    )
     assert (setting.train.epoch_samples, setting.train.max_epochs, setting.train.patience) == (128, 6, 3)
-    big_k = write_log(tmp_path / "k.json", runs=[{"run": "r", "args": args("DatasetEnum.mnist",
-                                                                          num_inference_samples=200),
-                                                  "initial_samples": [], "iterations": []}])
+    big_k = write_log(
+        tmp_path / "k.json",
+        runs=[
+            {
+                "run": "r",
+                "args": args("DatasetEnum.mnist", num_inference_samples=200),
+                "initial_samples": [],
+                "iterations": [],
+            }
+        ],
+    )
     setting = replay.replay_setting(replay.load_log(big_k))
     assert setting.dataset == "mnist" and setting.repetitions is None and setting.test_samples == 100
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not json", "not an official-log JSON file"),
-    (json.dumps({"group": "g"}), "not an official-log JSON file"),
-    (json.dumps({"group": "g", "runs": [{"run": "r", "args": {}, "initial_samples": [], "iterations": [{}]}]}),
-     "not an official-log JSON file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json", "not an official-log JSON file"),
+        (json.dumps({"group": "g"}), "not an official-log JSON file"),
+        (
+            json.dumps({"group": "g", "runs": [{"run": "r", "args": {}, "initial_samples": [], "iterations": [{}]}]}),
+            "not an official-log JSON file",
+        ),
+    ],
+)
 def test_malformed_logs_fail_with_one_line(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -75,10 +105,13 @@ def test_malformed_logs_fail_with_one_line(tmp_path, content, message):
 
 
 def test_emnist_and_unknown_datasets_are_refused(tmp_path):
-    for dataset, message in (("DatasetEnum.emnist", "EMNIST balanced train split"),
-                             ("DatasetEnum.cinic10", "'cinic10' is not one of")):
-        log = write_log(tmp_path / "e.json", runs=[{"run": "r", "args": args(dataset), "initial_samples": [],
-                                                    "iterations": []}])
+    for dataset, message in (
+        ("DatasetEnum.emnist", "EMNIST balanced train split"),
+        ("DatasetEnum.cinic10", "'cinic10' is not one of"),
+    ):
+        log = write_log(
+            tmp_path / "e.json", runs=[{"run": "r", "args": args(dataset), "initial_samples": [], "iterations": []}]
+        )
         with pytest.raises(replay.ReplayError, match=message):
             replay.replay_setting(replay.load_log(log))
 
@@ -104,8 +137,11 @@ def test_replay_round_trains_and_evaluates_under_both_rules():
         assert 0.0 <= r.accuracy <= 1.0 and math.isfinite(r.nll) and 1 <= r.epochs <= 6 and r.train_seconds > 0
     assert out["labelled"].epochs == 4  # 12 easy points are fitted in the first epoch
     again = replay.replay_round(ds, setting, labelled, ("labelled",), validation=validation, seed=5)["labelled"]
-    assert (again.accuracy, again.nll, again.epochs) == (out["labelled"].accuracy, out["labelled"].nll,
-                                                         out["labelled"].epochs)
+    assert (again.accuracy, again.nll, again.epochs) == (
+        out["labelled"].accuracy,
+        out["labelled"].nll,
+        out["labelled"].epochs,
+    )
 
 
 def fake_rows(rule, diffs, epochs, group="rmnist_w_noise_independent_bald_k10_b10"):
@@ -113,16 +149,35 @@ def fake_rows(rule, diffs, epochs, group="rmnist_w_noise_independent_bald_k10_b1
     for run, (run_diffs, run_epochs) in enumerate(zip(diffs, epochs)):
         for rnd, (d, e) in enumerate(zip(run_diffs, run_epochs)):
             for trial, jitter in enumerate((-0.01, 0.01)):
-                rows.append({"group": group, "run": f"r{run}", "seed": run, "round": rnd, "labelled_size": 20 + 10 * rnd,
-                             "trial": trial, "validation_set": rule, "logged_accuracy": 0.7, "logged_nll": 2.0,
-                             "logged_epochs": 4, "accuracy": 0.7 + d + jitter, "nll": 1.5, "epochs": e,
-                             "train_seconds": 10.0, "eval_seconds": 5.0, "hardware": "cpu", "git_commit": "abc"})
+                rows.append(
+                    {
+                        "group": group,
+                        "run": f"r{run}",
+                        "seed": run,
+                        "round": rnd,
+                        "labelled_size": 20 + 10 * rnd,
+                        "trial": trial,
+                        "validation_set": rule,
+                        "logged_accuracy": 0.7,
+                        "logged_nll": 2.0,
+                        "logged_epochs": 4,
+                        "accuracy": 0.7 + d + jitter,
+                        "nll": 1.5,
+                        "epochs": e,
+                        "train_seconds": 10.0,
+                        "eval_seconds": 5.0,
+                        "hardware": "cpu",
+                        "git_commit": "abc",
+                    }
+                )
     return rows
 
 
 def test_summary_uses_per_round_trial_means_and_the_median_over_rounds():
-    df = pd.DataFrame(fake_rows("heldout", [[0.05, 0.03, 0.04], [0.02, 0.06, 0.05]], [[8, 7, 9], [6, 4, 8]])
-                      + fake_rows("labelled", [[0.0, 0.005, -0.005], [0.01, -0.01, 0.0]], [[4] * 3, [4, 4, 5]]))
+    df = pd.DataFrame(
+        fake_rows("heldout", [[0.05, 0.03, 0.04], [0.02, 0.06, 0.05]], [[8, 7, 9], [6, 4, 8]])
+        + fake_rows("labelled", [[0.0, 0.005, -0.005], [0.01, -0.01, 0.0]], [[4] * 3, [4, 4, 5]])
+    )
     by_rule = {s.validation_set: s for s in fidelity.summarize(df)}
     held, lab = by_rule["heldout"], by_rule["labelled"]
     assert held.runs == 2 and held.rounds == 6 and held.trials == 2
@@ -151,8 +206,11 @@ def test_report_files_and_the_script(tmp_path):
 def test_script_refuses_emnist_logs_before_any_work(tmp_path, capsys):
     from scripts import replay as script
 
-    write_log(tmp_path / "emnist_x.json", group="emnist_x",
-              runs=[{"run": "r", "args": args("DatasetEnum.emnist"), "initial_samples": [], "iterations": []}])
+    write_log(
+        tmp_path / "emnist_x.json",
+        group="emnist_x",
+        runs=[{"run": "r", "args": args("DatasetEnum.emnist"), "initial_samples": [], "iterations": []}],
+    )
     assert script.main(["--group", "emnist_x", "--logs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: group emnist_x: EMNIST") and len(err.strip().splitlines()) == 1
@@ -167,15 +225,54 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     prepare_from(find_shared_data(), root, symlink=True)
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    initial = [38043, 40091, 17418, 2094, 39879, 3133, 5011, 40683, 54379, 24287,
-               9849, 59305, 39508, 39356, 8758, 52579, 13655, 7636, 21562, 41329]
-    write_log(log_dir / "mnist_tiny.json", group="mnist_tiny", runs=[{
-        "run": "mnist_tiny_7", "args": args("DatasetEnum.mnist", epoch_samples=256, validation_set_size=256,
-                                            num_inference_samples=2),
-        "initial_samples": initial,
-        "iterations": [{"num_epochs": 4, "test_metrics": {"accuracy": 0.6, "nll": 2.0}, "chosen_samples": [5]}]}])
-    argv = ["--group", "mnist_tiny", "--logs", str(log_dir), "--out", str(tmp_path / "out"),
-            "--data-root", str(root), "--rounds", "1", "--trials", "1"]
+    initial = [
+        38043,
+        40091,
+        17418,
+        2094,
+        39879,
+        3133,
+        5011,
+        40683,
+        54379,
+        24287,
+        9849,
+        59305,
+        39508,
+        39356,
+        8758,
+        52579,
+        13655,
+        7636,
+        21562,
+        41329,
+    ]
+    write_log(
+        log_dir / "mnist_tiny.json",
+        group="mnist_tiny",
+        runs=[
+            {
+                "run": "mnist_tiny_7",
+                "args": args("DatasetEnum.mnist", epoch_samples=256, validation_set_size=256, num_inference_samples=2),
+                "initial_samples": initial,
+                "iterations": [{"num_epochs": 4, "test_metrics": {"accuracy": 0.6, "nll": 2.0}, "chosen_samples": [5]}],
+            }
+        ],
+    )
+    argv = [
+        "--group",
+        "mnist_tiny",
+        "--logs",
+        str(log_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--data-root",
+        str(root),
+        "--rounds",
+        "1",
+        "--trials",
+        "1",
+    ]
     assert script.main(argv) == 0
     rows = pd.concat([pd.read_csv(p) for p in sorted((tmp_path / "out").glob("*/mnist_tiny.csv"))])
     assert sorted(rows["validation_set"]) == ["heldout", "labelled"]

@@ -12,8 +12,11 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 def test_git_commit_is_dirty_for_code_changes_but_not_for_results_or_docs(tmp_path):
     def git(*args):
-        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            check=True,
+            capture_output=True,
+        )
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results/table.csv").write_text("a\n1\n")

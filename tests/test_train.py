@@ -1,4 +1,5 @@
 """Tests for batchbald.train: training protocol, early stopping, evaluation, devices."""
+
 import math
 
 import pytest
@@ -7,7 +8,6 @@ import torch
 import batchbald.train as T
 from batchbald.models import build_model, draw_masks, forward_masked
 from batchbald.train import EvalResult, TrainConfig, evaluate, resolve_device, train_model
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,7 +19,7 @@ def blocks(n, num_classes=4, seed=0):
     x = torch.randn(n, 1, 28, 28, generator=g) * 0.5
     for c in range(num_classes):
         r, col = divmod(c, 2)
-        x[y == c, :, 4 + 12 * r:12 + 12 * r, 4 + 12 * col:12 + 12 * col] += 2.0
+        x[y == c, :, 4 + 12 * r : 12 + 12 * r, 4 + 12 * col : 12 + 12 * col] += 2.0
     return x, y
 
 
@@ -87,8 +87,15 @@ def test_early_stopping_restores_best_weights_ties_do_not_count(monkeypatch):
     seen = scripted_validation(monkeypatch, [0.5, 0.7, 0.6, 0.7, 0.65, 0.9, 0.95])
     x, y = blocks(16)
     model = fresh()
-    result = train_model(model, x, y, x[:8], y[:8], small_cfg(epoch_samples=64, max_epochs=10),
-                         generator=torch.Generator().manual_seed(0))
+    result = train_model(
+        model,
+        x,
+        y,
+        x[:8],
+        y[:8],
+        small_cfg(epoch_samples=64, max_epochs=10),
+        generator=torch.Generator().manual_seed(0),
+    )
     # best at epoch 2; epochs 3, 4 (a tie) and 5 are no improvement -> stop after 5
     assert result.epochs == 5 and len(seen) == 5
     assert result.best_val_accuracy == 0.7
@@ -101,8 +108,9 @@ def test_max_epochs_caps_training(monkeypatch):
     seen = scripted_validation(monkeypatch, [0.1, 0.2, 0.3, 0.4, 0.5])
     x, y = blocks(16)
     model = fresh()
-    result = train_model(model, x, y, x[:8], y[:8], small_cfg(epoch_samples=64, max_epochs=3),
-                         generator=torch.Generator().manual_seed(0))
+    result = train_model(
+        model, x, y, x[:8], y[:8], small_cfg(epoch_samples=64, max_epochs=3), generator=torch.Generator().manual_seed(0)
+    )
     assert result.epochs == 3 and result.best_val_accuracy == 0.3
     final = weights(model)
     assert all(torch.equal(final[k], seen[2][k]) for k in final)
@@ -112,8 +120,15 @@ def test_zero_labelled_points_returns_untrained_model():
     model = fresh()
     before = weights(model)
     vx, vy = blocks(20, seed=1)
-    result = train_model(model, torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long), vx, vy,
-                         TrainConfig(), generator=torch.Generator().manual_seed(0))
+    result = train_model(
+        model,
+        torch.empty(0, 1, 28, 28),
+        torch.empty(0, dtype=torch.long),
+        vx,
+        vy,
+        TrainConfig(),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert result.epochs == 0 and result.model is model and not model.training
     assert 0.0 <= result.best_val_accuracy <= 1.0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -164,8 +179,15 @@ def test_paper_initial_20_mnist_points_reach_about_two_thirds():
     splits = make_splits(ds, initial="paper", validation_size=1024, seed=0)
     model = fresh(seed=0, num_classes=10)
     g = torch.Generator().manual_seed(0)
-    result = train_model(model, ds.train.x[splits.initial], ds.train.y[splits.initial],
-                         ds.train.x[splits.validation], ds.train.y[splits.validation], TrainConfig(), generator=g)
+    result = train_model(
+        model,
+        ds.train.x[splits.initial],
+        ds.train.y[splits.initial],
+        ds.train.x[splits.validation],
+        ds.train.y[splits.validation],
+        TrainConfig(),
+        generator=g,
+    )
     assert 4 <= result.epochs <= 30
     test = evaluate(model, ds.test.x, ds.test.y, k=10, generator=g)
     assert 0.50 <= test.accuracy <= 0.80
@@ -190,8 +212,15 @@ def test_labelled_validation_set_scores_the_training_points(monkeypatch):
     # the labelled set is fitted at epoch 1 and never improves: stop at the minimum of 1 + patience epochs
     calls = scripted_by_set(monkeypatch, vx, {"labelled": [1.0, 1.0, 1.0, 1.0, 1.0], "heldout": [0.1] * 10})
     model = fresh()
-    result = train_model(model, x, y, vx, vy, small_cfg(epoch_samples=64, max_epochs=10, validation_set="labelled"),
-                         generator=torch.Generator().manual_seed(0))
+    result = train_model(
+        model,
+        x,
+        y,
+        vx,
+        vy,
+        small_cfg(epoch_samples=64, max_epochs=10, validation_set="labelled"),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert result.epochs == 4 and result.best_val_accuracy == 1.0
     assert [n for n, _ in calls] == ["labelled"] * 4  # the held-out set is never looked at
     assert all(torch.equal(v, calls[0][1][k]) for k, v in model.state_dict().items())  # epoch-1 weights restored
@@ -200,8 +229,15 @@ def test_labelled_validation_set_scores_the_training_points(monkeypatch):
 def test_real_labelled_validation_stops_once_the_labelled_set_is_fitted():
     x, y = blocks(24)
     vx, vy = blocks(64, seed=1)
-    result = train_model(fresh(), x, y, vx, vy, small_cfg(epoch_samples=256, max_epochs=10, validation_set="labelled"),
-                         generator=torch.Generator().manual_seed(0))
+    result = train_model(
+        fresh(),
+        x,
+        y,
+        vx,
+        vy,
+        small_cfg(epoch_samples=256, max_epochs=10, validation_set="labelled"),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert result.best_val_accuracy == 1.0 and result.epochs == 4
 
 
@@ -211,8 +247,9 @@ def test_several_rules_share_one_training_run(monkeypatch):
     script = {"labelled": [0.9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "heldout": [0.5, 0.6, 0.7, 0.6, 0.8, 0.7, 0.7, 0.7]}
     calls = scripted_by_set(monkeypatch, vx, script)
     cfg = small_cfg(epoch_samples=64, max_epochs=10)
-    both = T.train_model_rules(fresh(), x, y, vx, vy, cfg, ("heldout", "labelled"),
-                               generator=torch.Generator().manual_seed(0))
+    both = T.train_model_rules(
+        fresh(), x, y, vx, vy, cfg, ("heldout", "labelled"), generator=torch.Generator().manual_seed(0)
+    )
     assert both["labelled"].epochs == 5 and both["heldout"].epochs == 8
     labelled_weights = [w for n, w in calls if n == "labelled"]
     heldout_weights = [w for n, w in calls if n == "heldout"]
@@ -223,8 +260,15 @@ def test_several_rules_share_one_training_run(monkeypatch):
     # the same seed alone gives the same model as its rule did in the shared run
     for name in ("heldout", "labelled"):
         calls.clear()
-        alone = train_model(fresh(), x, y, vx, vy, small_cfg(epoch_samples=64, max_epochs=10, validation_set=name),
-                            generator=torch.Generator().manual_seed(0))
+        alone = train_model(
+            fresh(),
+            x,
+            y,
+            vx,
+            vy,
+            small_cfg(epoch_samples=64, max_epochs=10, validation_set=name),
+            generator=torch.Generator().manual_seed(0),
+        )
         assert alone.epochs == both[name].epochs
         ref = both[name].model.state_dict()
         assert all(torch.equal(v, ref[k]) for k, v in alone.model.state_dict().items())
