@@ -112,10 +112,26 @@ def save_checkpoint(path: Path, state: LoopState, fingerprint: str, numerics: st
 
 
 def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopState | None:
+    """The saved state, or None when there is no checkpoint. Loaded with weights_only=True: plain lists, numbers and
+    tensors only, so a checkpoint cannot run code. A damaged or foreign file raises CheckpointError."""
     if not path.exists():
         return None
-    ckpt = torch.load(path, weights_only=False)
-    if ckpt["fingerprint"] != fingerprint:
+    try:
+        ckpt = torch.load(path, weights_only=True)
+        state = LoopState(
+            labelled=list(ckpt["labelled"]),
+            pool=list(ckpt["pool"]),
+            acquired=list(ckpt["acquired"]),
+            rounds=[RoundRecord(**r) for r in ckpt["rounds"]],
+        )
+        rng_state = ckpt["torch_rng_state"]
+    except Exception as e:  # noqa: BLE001 - truncated zip, wrong pickle, missing keys: all one answer
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is damaged or not a checkpoint of this code ({type(e).__name__}: {reason}); rounds.csv keeps "
+            "the finished rounds: delete the checkpoint to rerun the run from its start (same seed, same rounds)"
+        ) from None
+    if ckpt.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{path} was written by a run with a different config; use another output directory or delete it"
         )
@@ -125,13 +141,8 @@ def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopSta
             f"{path} was written on {written_on} but this run is on {numerics}: resuming would mix their numerics; "
             "resume where it started, or start a new output directory"
         )
-    torch.set_rng_state(ckpt["torch_rng_state"])
-    return LoopState(
-        labelled=ckpt["labelled"],
-        pool=ckpt["pool"],
-        acquired=ckpt["acquired"],
-        rounds=[RoundRecord(**r) for r in ckpt["rounds"]],
-    )
+    torch.set_rng_state(rng_state)
+    return state
 
 
 def _sync(device: torch.device) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,11 +34,36 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+_LOCKS = []  # open lock files, held until the process exits
+
+
+def _lock_run_dir(out_dir: Path) -> None:
+    """One process per run directory: a second one stops at once instead of racing the first over its files."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / "run.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(
+            f"{out_dir} is in use by {holder}; wait for it to finish or use another output directory"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+    handle.flush()
+    _LOCKS.append(handle)
+
+
 def _job_index() -> int:
     """This job's number in a multirun (0 for a single run): spreads local jobs over the GPUs of a box."""
     try:
         return int(HydraConfig.get().job.num or 0)
-    except (ValueError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - a single run has no job number (MissingMandatoryValue)
         return 0
 
 
@@ -62,6 +88,7 @@ def run(cfg: DictConfig) -> float | None:
         configure_cuda(tf32=bool(config.get("cuda_tf32", False)))
     out_dir = Path(HydraConfig.get().runtime.output_dir)
 
+    _lock_run_dir(out_dir)
     run_json = out_dir / "run.json"
     if run_json.exists() and json.loads(run_json.read_text()).get("status") == "finished":
         print(f"{out_dir}: already finished, nothing to do")

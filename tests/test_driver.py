@@ -132,6 +132,36 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
     assert json.loads((out / "run.json").read_text())["resumed_at"]
 
 
+def test_damaged_checkpoint_is_one_line_and_keeps_the_rounds(root, tmp_path):
+    out = tmp_path / "damaged"
+    args = tiny(root, "budget=27", "wandb.mode=disabled", f"hydra.run.dir={out}")
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "run.py"), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "rounds.csv").exists() and len(pd.read_csv(out / "rounds.csv")) >= 2):
+        time.sleep(0.02)
+    # a second process on the same directory stops at once, naming the first
+    second = run(args)
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert f"is in use by pid {proc.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rounds_before = (out / "rounds.csv").read_text()
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
+    damaged = run(args)
+    assert damaged.returncode == 2 and "Traceback" not in damaged.stderr
+    assert "checkpoint.pt is damaged" in damaged.stderr and "delete the checkpoint" in damaged.stderr
+    assert len(damaged.stderr.strip().splitlines()) == 1
+    assert (out / "rounds.csv").read_text() == rounds_before  # no finished round lost
+
+
 @pytest.mark.parametrize("launcher", ["local", "submitit_local"])
 def test_multirun_sweeps(root, tmp_path, launcher):
     sweep = tmp_path / launcher
