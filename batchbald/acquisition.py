@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from batchbald.stochastic import stochastic_batch
+
 ACQUISITION_NAMES = ("random", "bald", "entropy", "var_ratios", "mean_std", "batchbald")
 
 # Probabilities are floored here before the joint products, so every joint probability is > 0 and log() stays
@@ -68,13 +70,20 @@ class BatchBALDResult:
 # public entry point
 
 
-def select(name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None) -> AcquisitionBatch:
+SCORE_NAMES = ("bald", "entropy", "var_ratios", "mean_std")  # per-point scores: top-k or stochastic acquisition
+
+
+def select(
+    name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, stochastic=None, coldness=1.0
+) -> AcquisitionBatch:
     """Pick `batch_size` distinct pool positions with acquisition function `name`.
 
     name: one of ACQUISITION_NAMES. log_probs_N_K_C: log-probabilities [pool N, MC samples K, classes C].
     num_samples: BatchBALD's sampled-configuration budget M (default (40000 // K) * K, as the paper); ignored by the
     others. seed: random draws (random; BatchBALD's sampled configurations); None means 0, so results are always
     reproducible: pass a different seed per round for fresh randomness.
+    stochastic: None (top-k) or one of batchbald.stochastic.STOCHASTIC_MODES (power, softmax, softrank): sample the
+    batch with probability ∝ score^coldness, exp(coldness·score) or rank^-coldness (per-point scores only; `seed`).
     Returns indices in the order picked; scores[i] is the i-th pick's own score (0.0 for random), or for BatchBALD the
     estimated joint MI of the first i+1 picks.
     """
@@ -90,6 +99,8 @@ def select(name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None) ->
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be None or an int, got {seed!r}.")
     seed = 0 if seed is None else seed
+    if stochastic is not None and name not in SCORE_NAMES:
+        raise ValueError(f"stochastic acquisition needs a per-point score ({', '.join(SCORE_NAMES)}), got {name!r}.")
 
     if name == "random":
         generator = torch.Generator().manual_seed(seed)
@@ -105,6 +116,11 @@ def select(name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None) ->
         "var_ratios": var_ratios_scores,
         "mean_std": mean_std_scores,
     }[name]
+    if stochastic is not None:
+        indices, scores = stochastic_batch(
+            score_fn(log_probs_N_K_C), batch_size, mode=stochastic, coldness=coldness, seed=seed
+        )
+        return AcquisitionBatch(indices, scores)
     return top_k(score_fn(log_probs_N_K_C), batch_size)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from batchbald.acquisition import ACQUISITION_NAMES
+from batchbald.acquisition import ACQUISITION_NAMES, SCORE_NAMES
+from batchbald.stochastic import STOCHASTIC_MODES
 from batchbald.train import VALIDATION_SETS
 
 DATASETS = ("mnist", "repeated_mnist", "emnist")
@@ -45,6 +46,20 @@ def validate_config(cfg: dict) -> None:
     _positive_int(cfg, "acquisition.batch_size", acq["batch_size"])
     if acq["batch_size"] > cfg["budget"]:
         raise ConfigError(f"acquisition.batch_size ({acq['batch_size']}) must not exceed budget ({cfg['budget']})")
+    if acq.get("stochastic") is not None:
+        if acq["stochastic"] not in STOCHASTIC_MODES:
+            raise ConfigError(
+                f"acquisition.stochastic must be null or one of {', '.join(STOCHASTIC_MODES)}, "
+                f"got {acq['stochastic']!r}"
+            )
+        if acq["name"] not in SCORE_NAMES:
+            raise ConfigError(
+                f"acquisition.stochastic needs a per-point score ({', '.join(SCORE_NAMES)}), "
+                f"got acquisition.name={acq['name']!r}"
+            )
+    c = acq.get("coldness", 1.0)
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c < float("inf"):
+        raise ConfigError(f"acquisition.coldness must be a finite number >= 0, got {c!r}")
     if acq.get("num_samples") is not None:
         _positive_int(cfg, "acquisition.num_samples", acq["num_samples"])
     t = cfg["target_accuracy"]

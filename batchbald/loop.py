@@ -31,6 +31,8 @@ class LoopConfig:
     model: str
     train: TrainConfig
     num_samples: int | None = None  # BatchBALD's M (None = the paper's default)
+    stochastic: str | None = None  # None: top-k; power | softmax | softrank (batchbald.stochastic)
+    coldness: float = 1.0  # β of the stochastic modes
     target_accuracy: float | None = None
     scoring_batch_size: int | None = None
     progress: bool = False
@@ -261,7 +263,15 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
         log_probs_N_K_C = torch.cat(parts)
     _sync(device)
     t1 = time.perf_counter()
-    batch = select(cfg.acquisition, log_probs_N_K_C, n, num_samples=cfg.num_samples, seed=seed)
+    batch = select(
+        cfg.acquisition,
+        log_probs_N_K_C,
+        n,
+        num_samples=cfg.num_samples,
+        seed=seed,
+        stochastic=cfg.stochastic,
+        coldness=cfg.coldness,
+    )
     t2 = time.perf_counter()
     return [pool[i] for i in batch.indices], [float(s) for s in batch.scores], t1 - t0, t2 - t1
 

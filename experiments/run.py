@@ -121,6 +121,8 @@ def run(cfg: DictConfig) -> float | None:
         acquisition=acq["name"],
         batch_size=acq["batch_size"],
         num_samples=acq["num_samples"],
+        stochastic=acq.get("stochastic"),
+        coldness=float(acq.get("coldness", 1.0)),
         model=config["model"]["name"],
         train=TrainConfig(**config["train"]),
         target_accuracy=config["target_accuracy"],

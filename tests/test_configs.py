@@ -138,3 +138,26 @@ def test_budget_larger_than_pool():
     with pytest.raises(ConfigError, match=r"budget \(500\) is larger than the pool \(100 points"):
         check_sizes(500, 100, 1024)
     check_sizes(100, 100, 1024)
+
+
+def test_stochastic_acquisition_config():
+    cfg = resolved(["experiment=rmnist_power_bald"])
+    validate_config(cfg)
+    assert cfg["acquisition"] == {
+        "name": "bald",
+        "batch_size": 10,
+        "num_samples": None,
+        "stochastic": "power",
+        "coldness": 1.0,
+    }
+    assert resolved(["experiment=emnist_power_bald"])["acquisition"]["batch_size"] == 5
+    for override, message in (
+        ("acquisition.stochastic=gibbs", "acquisition.stochastic must be null or one of"),
+        ("acquisition.coldness=-2", "acquisition.coldness must be a finite number >= 0"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            validate_config(resolved(["acquisition=power_bald", override]))
+    bad = resolved(["acquisition=power_bald"])
+    bad["acquisition"]["name"] = "batchbald"
+    with pytest.raises(ConfigError, match="needs a per-point score"):
+        validate_config(bad)

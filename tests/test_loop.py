@@ -119,3 +119,12 @@ def test_zero_initial_points_first_round_uses_untrained_model(data):
     rounds = run_loop(dataset, splits, config("random", budget=4), CPU)
     assert rounds[0].labelled_size == 0 and rounds[0].epochs == 0
     assert rounds[1].labelled_size == 4
+
+
+def test_loop_with_power_bald_is_seeded(data):
+    dataset, splits = data
+    a = run_loop(dataset, splits, config("bald", stochastic="power", coldness=1.0), CPU)
+    b = run_loop(dataset, splits, config("bald", stochastic="power", coldness=1.0), CPU)
+    assert [r.acquired_indices for r in a] == [r.acquired_indices for r in b]
+    picked = [i for r in a for i in r.acquired_indices]
+    assert len(picked) == len(set(picked)) == 9
