@@ -7,8 +7,9 @@ DATA ?= data
 JOBS ?=
 TABLE1 ?=
 ARGS ?=
+RUNS ?= results/runs
 
-.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay clean
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +51,14 @@ reproduce-figures: install data
 replay: install data
 	$(PY) scripts/replay.py --jobs $(or $(JOBS),2) --data-root $(DATA) $(ARGS)
 	$(PY) scripts/replay.py --report
+
+# Upload every offline wandb run under $(RUNS) once (needs `wandb login` and network).
+wandb-sync: install
+	$(PY) scripts/wandb_sync.py --runs $(RUNS)
+
+# Terminal dashboard over the local (offline) wandb runs under $(RUNS): wandb's LEET, no login needed.
+dashboard: install
+	$(VENV)/bin/wandb leet $(RUNS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

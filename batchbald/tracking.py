@@ -146,13 +146,13 @@ class RunRecorder:
         write_json_atomic(self.run_json, self.meta)
         self._wandb = _start_wandb(out_dir, config, wandb_cfg)
 
-    def log_round(self, records: list[RoundRecord]) -> None:
+    def log_round(self, records: list[RoundRecord], *, to_wandb: bool = True) -> None:
         tmp = self.out_dir / "rounds.csv.tmp"
         rounds_frame(records).to_csv(tmp, index=False)
         os.replace(tmp, self.out_dir / "rounds.csv")
         self.meta["elapsed_seconds"] = self._elapsed_before + time.perf_counter() - self._t0
         write_json_atomic(self.run_json, self.meta)
-        if self._wandb is not None:
+        if to_wandb and self._wandb is not None:
             self._wandb_log(records[-1])
 
     def finish(self, status: str) -> None:
@@ -195,6 +195,28 @@ class RunRecorder:
             self._wandb = None
 
 
+def flat_config(config: dict) -> dict:
+    """The keys one filters and groups runs by in a dashboard, flat."""
+    acq, ds, train = config.get("acquisition", {}), config.get("dataset", {}), config.get("train", {})
+    return {
+        "experiment": config.get("experiment_name"),
+        "seed": config.get("seed"),
+        "profile": (config.get("profile") or {}).get("name"),
+        "dataset": ds.get("name"),
+        "repetitions": ds.get("repetitions"),
+        "split": ds.get("split"),
+        "acquisition": acq.get("name"),
+        "stochastic": acq.get("stochastic"),
+        "coldness": acq.get("coldness"),
+        "batch_size": acq.get("batch_size"),
+        "K": config.get("mc_samples"),
+        "M": acq.get("num_samples"),
+        "budget": config.get("budget"),
+        "validation_set": train.get("validation_set"),
+        "model": (config.get("model") or {}).get("name"),
+    }
+
+
 def _start_wandb(out_dir: Path, config: dict, wandb_cfg: dict):
     mode = wandb_cfg.get("mode", "offline")
     if mode == "disabled":
@@ -205,18 +227,22 @@ def _start_wandb(out_dir: Path, config: dict, wandb_cfg: dict):
         run_id_file = out_dir / "wandb_id.txt"
         run_id = run_id_file.read_text().strip() if run_id_file.exists() else uuid.uuid4().hex[:12]
         run_id_file.write_text(run_id)
-        return wandb.init(
+        run = wandb.init(
             project=wandb_cfg.get("project"),
             group=wandb_cfg.get("group"),
             tags=list(wandb_cfg.get("tags") or []),
             name=f"{config.get('experiment_name')}-seed{config.get('seed')}",
-            config=config,
+            config={**flat_config(config), "full": config},
             dir=str(out_dir),
             mode=mode,
             id=run_id,
             resume="allow",
             settings=wandb.Settings(console="off", silent=True),
         )
+        # curves against the labelled-set size, as the paper's figures
+        run.define_metric("labelled_size")
+        run.define_metric("*", step_metric="labelled_size")
+        return run
     except Exception as e:  # noqa: BLE001 - a wandb failure never stops a run
         warnings.warn(f"wandb could not start ({e}); continuing without it")
         return None

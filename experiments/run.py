@@ -162,7 +162,7 @@ def run(cfg: DictConfig) -> float | None:
     except BaseException:
         recorder.finish("failed")
         raise
-    recorder.log_round(records)
+    recorder.log_round(records, to_wandb=False)  # the last round went to wandb already (no duplicate step)
     recorder.finish("finished")
     return records[-1].test_accuracy
 

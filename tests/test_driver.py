@@ -76,6 +76,18 @@ def run(args: list[str], **kw) -> subprocess.CompletedProcess:
     )
 
 
+def wandb_records(path: Path) -> list[dict]:
+    """The records of a .wandb log, read back with wandb's own reader (`wandb leet inspect --json`)."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
 def without_times(path: Path) -> pd.DataFrame:
     return pd.read_csv(path).drop(columns=[c for c in COLUMNS if c.endswith("seconds")])
 
@@ -96,7 +108,19 @@ def test_single_run_writes_results_and_wandb(root, tmp_path):
     assert numerics["cpu_isa_setting"] == "avx2" and numerics["torch"] == meta["torch_version"]
     assert "round 2: labelled 6" in proc.stdout + proc.stderr
     runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 1 and b"test_accuracy" in runs[0].read_bytes() and b"label_entropy" in runs[0].read_bytes()
+    assert len(runs) == 1
+    records = wandb_records(runs[0])
+    metrics = [r["metric"] for r in records if r["type"] == "metric"]
+    assert {"glob_name": "*", "step_metric": "labelled_size"}.items() <= {**metrics[-1]}.items()
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    assert [h["_step"] for h in history] == [0, 1, 2]  # one record per round, no duplicate
+    assert [h["labelled_size"] for h in history] == [0, 3, 6]
+    assert [round(h["test_accuracy"], 6) for h in history] == [round(a, 6) for a in df["test_accuracy"]]
+    assert history[-1]["class_histogram.values"] == json.loads(df["class_counts"].iloc[-1])
+    run_record = next(r["run"] for r in records if r["type"] == "run")
+    assert run_record["display_name"] == "default-seed0" and run_record["run_group"] == "default"
+    flat = run_record["config"]["update"]
+    assert (flat["acquisition"], flat["K"], flat["M"], flat["batch_size"], flat["seed"]) == ("batchbald", 3, 64, 3, 0)
 
     again = run(tiny(root, f"hydra.run.dir={out}", "wandb.mode=offline"))
     assert again.returncode == 0 and "already finished" in again.stdout
