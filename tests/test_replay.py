@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from batchbald import fidelity, replay
-from batchbald.data import find_shared_data
+from batchbald.data import PAPER_INITIAL_MNIST_INDICES, find_shared_data
 from tests.fakedata import tensor_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,28 +225,7 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     prepare_from(find_shared_data(), root, symlink=True)
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    initial = [
-        38043,
-        40091,
-        17418,
-        2094,
-        39879,
-        3133,
-        5011,
-        40683,
-        54379,
-        24287,
-        9849,
-        59305,
-        39508,
-        39356,
-        8758,
-        52579,
-        13655,
-        7636,
-        21562,
-        41329,
-    ]
+    initial = list(PAPER_INITIAL_MNIST_INDICES)
     write_log(
         log_dir / "mnist_tiny.json",
         group="mnist_tiny",
