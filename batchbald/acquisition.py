@@ -1,94 +1,144 @@
-"""Batch acquisition functions: random, BALD, max entropy, variation ratios, mean STD and BatchBALD.
+"""Batch acquisition: which pool points to label next.
 
-    batch = select(name, log_probs_N_K_C, batch_size, num_samples=None, seed=None)
+    batch = select(name_or_fn, log_probs_N_K_C, batch_size, num_samples=None, seed=None, stochastic=None)
 
-All scores are computed in float64 (nats) on the input's device. The independent scores (SPEC §6) pick the top
-`batch_size` points (stable sort: ties go to the lower index); BatchBALD is the greedy maximiser of the joint mutual
-information I(y_1..y_b; w) (paper Algorithm 1, SPEC §7). See `batchbald_batch` for the estimator details.
+An acquisition function is one of two kinds (`acquisition_kind`):
+- a per-point score, `fn(log_probs_N_K_C) -> scores_N` (BALD, max entropy, variation ratios, mean STD, or yours):
+  the batch is the `batch_size` highest scores (ties to the lower index), or a stochastic sample (power, softmax,
+  softrank; batchbald.stochastic);
+- a batch function, `fn(log_probs_N_K_C, batch_size, *, seed, num_samples) -> AcquisitionBatch or indices`
+  (random, BatchBALD, or yours); it gets only the keyword arguments its signature names.
+The built-ins are registered by name in ACQUISITIONS and take the same path as a function given in config by
+`acquisition._target_`. Inputs are checked and renormalised to float64 first (batchbald.scores), outputs checked.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
+import inspect
 
 import torch
 
+from batchbald.joint_mi import BatchBALDResult, StepStats, batchbald_batch, default_num_samples
+from batchbald.scores import (
+    AcquisitionBatch,
+    _check_batch_size,
+    _check_log_probs,
+    bald_scores,
+    conditional_entropy,
+    entropy_scores,
+    mean_std_scores,
+    top_k,
+    var_ratios_scores,
+)
 from batchbald.stochastic import stochastic_batch
 
-ACQUISITION_NAMES = ("random", "bald", "entropy", "var_ratios", "mean_std", "batchbald")
-
-# Probabilities are floored here before the joint products, so every joint probability is > 0 and log() stays
-# finite (0·log 0 = 0 up to ~1e-247). Far below any probability a model can express in float32.
-_PROB_FLOOR = 1e-250
-# Exact regime: configurations of the chosen points are dropped from the smallest up while their total probability
-# stays below this; it moves any joint entropy by less than _TAIL_MASS · log C (< 1e-12 nats).
-_TAIL_MASS = 1e-13
-# Candidates whose upper bound is within this of the best gain found are still evaluated (covers rounding).
-_BOUND_MARGIN = 1e-9
-# Gains within this of the best count as a tie; ties go to the lowest pool index (device/blocking independent).
-_TIE_TOL = 1e-12
-# CPU: elements per candidate block (two float64 buffers of this size stay cache-resident) unless the budget is lower.
-_CPU_BLOCK_ELEMENTS = 1 << 19
-_CPU_MEMORY_BUDGET = 256 << 20
-_CUDA_MEMORY_BUDGET = 1 << 30  # per run: several runs share one GPU (README "Several runs on one GPU")
-# Clustered bound: max(_MIN_GROUPS, _GROUPS_PER_K · K) groups of rows, used when the table has at least
-# _GROUP_RATIO times as many rows (else the bound costs about as much as the gains themselves).
-_MIN_GROUPS, _GROUPS_PER_K, _GROUP_RATIO = 32, 4, 4
-_KMEANS_ITERATIONS, _KMEANS_FIT_ROWS, _ASSIGN_CHUNK = 3, 8192, 1 << 20
-
-
-@dataclass
-class AcquisitionBatch:
-    """Picked pool positions in the order picked and each pick's score (see `select`)."""
-
-    indices: list[int]
-    scores: list[float]
+__all__ = [
+    "ACQUISITIONS",
+    "ACQUISITION_NAMES",
+    "SCORE_NAMES",
+    "AcquisitionBatch",
+    "BatchBALDResult",
+    "StepStats",
+    "acquisition_kind",
+    "bald_scores",
+    "batchbald_acquire",
+    "batchbald_batch",
+    "conditional_entropy",
+    "default_num_samples",
+    "entropy_scores",
+    "mean_std_scores",
+    "needs_predictions",
+    "random_batch",
+    "resolve",
+    "select",
+    "top_k",
+    "var_ratios_scores",
+]
 
 
-@dataclass
-class StepStats:
-    """Work done by one greedy BatchBALD step (for benchmarks)."""
-
-    step: int  # number of points already chosen
-    regime: str  # "bald", "exact" or "sampled"
-    configurations: int  # rows of the joint table before de-duplication / pruning (C^i or M)
-    rows: int  # rows actually used (unique sampled configurations, or exact ones above the tail mass)
-    candidates: int  # candidates whose gain was computed (the others were bounded out)
-    elements: int = 0  # candidate × row pairs processed (gains and bounds); full evaluation: candidates × rows
-    seconds: float = 0.0
+def random_batch(log_probs_N_K_C: torch.Tensor, batch_size: int, *, seed: int = 0) -> AcquisitionBatch:
+    """`batch_size` distinct pool positions uniformly at random (uses only N; scores 0.0)."""
+    picked = torch.randperm(log_probs_N_K_C.shape[0], generator=torch.Generator().manual_seed(seed))[:batch_size]
+    return AcquisitionBatch(picked.tolist(), [0.0] * batch_size)
 
 
-@dataclass
-class BatchBALDResult:
-    batch: AcquisitionBatch
-    steps: list[StepStats] = field(default_factory=list)
+random_batch.needs_predictions = False  # the loop skips pool scoring
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# public entry point
+def batchbald_acquire(
+    log_probs_N_K_C: torch.Tensor, batch_size: int, *, num_samples: int | None = None, seed: int = 0
+) -> AcquisitionBatch:
+    """BatchBALD's batch (batchbald.joint_mi.batchbald_batch without the per-step statistics)."""
+    return batchbald_batch(log_probs_N_K_C, batch_size, num_samples=num_samples, seed=seed).batch
 
 
-SCORE_NAMES = ("bald", "entropy", "var_ratios", "mean_std")  # per-point scores: top-k or stochastic acquisition
+ACQUISITIONS = {
+    "random": random_batch,
+    "bald": bald_scores,
+    "entropy": entropy_scores,
+    "var_ratios": var_ratios_scores,
+    "mean_std": mean_std_scores,
+    "batchbald": batchbald_acquire,
+}
+ACQUISITION_NAMES = tuple(ACQUISITIONS)
+
+
+def label(fn) -> str:
+    """module.name of a callable (for messages)."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def acquisition_kind(fn) -> str:
+    """'batch' if fn has a `batch_size` parameter, 'score' if it can be called with one argument; else ValueError."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise ValueError(f"{label(fn)} is not a function with a signature") from None
+    if "batch_size" in sig.parameters:
+        return "batch"
+    try:
+        sig.bind(None)
+    except TypeError:
+        raise ValueError(
+            f"{label(fn)}{sig} is neither a per-point score fn(log_probs_N_K_C) nor a batch function "
+            "fn(log_probs_N_K_C, batch_size, ...)"
+        ) from None
+    return "score"
+
+
+SCORE_NAMES = tuple(n for n, f in ACQUISITIONS.items() if acquisition_kind(f) == "score")
+
+
+def needs_predictions(fn) -> bool:
+    """False for acquisition functions that ignore the model's predictions (random): the pool is not scored."""
+    return bool(getattr(resolve(fn), "needs_predictions", True))
+
+
+def resolve(name_or_fn):
+    """The acquisition callable for a built-in name, or the callable itself."""
+    if callable(name_or_fn):
+        return name_or_fn
+    if not isinstance(name_or_fn, str) or name_or_fn not in ACQUISITIONS:
+        raise ValueError(
+            f"Unknown acquisition function {name_or_fn!r}; expected one of {', '.join(ACQUISITION_NAMES)} "
+            "or a callable."
+        )
+    return ACQUISITIONS[name_or_fn]
 
 
 def select(
-    name, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, stochastic=None, coldness=1.0
+    name_or_fn, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, stochastic=None, coldness=1.0
 ) -> AcquisitionBatch:
-    """Pick `batch_size` distinct pool positions with acquisition function `name`.
+    """Pick `batch_size` distinct pool positions with a built-in (by name) or any acquisition callable.
 
-    name: one of ACQUISITION_NAMES. log_probs_N_K_C: log-probabilities [pool N, MC samples K, classes C].
-    num_samples: BatchBALD's sampled-configuration budget M (default (40000 // K) * K, as the paper); ignored by the
-    others. seed: random draws (random; BatchBALD's sampled configurations); None means 0, so results are always
-    reproducible: pass a different seed per round for fresh randomness.
-    stochastic: None (top-k) or one of batchbald.stochastic.STOCHASTIC_MODES (power, softmax, softrank): sample the
-    batch with probability ∝ score^coldness, exp(coldness·score) or rank^-coldness (per-point scores only; `seed`).
-    Returns indices in the order picked; scores[i] is the i-th pick's own score (0.0 for random), or for BatchBALD the
-    estimated joint MI of the first i+1 picks.
+    log_probs_N_K_C: log-probabilities [pool N, MC samples K, classes C]. num_samples: BatchBALD's M (default
+    (40000 // K) * K, as the paper). seed: the function's random draws; None means 0, so results are reproducible:
+    pass a different seed per round. stochastic: None (top-k) or a mode of batchbald.stochastic (power, softmax,
+    softrank) for per-point scores: sample with probability ∝ score^coldness, exp(coldness·score) or rank^-coldness.
+    Returns indices in the order picked; scores[i] is the i-th pick's score (0.0 for random; for BatchBALD the
+    estimated joint MI of the first i+1 picks).
     """
-    if not isinstance(name, str) or name not in ACQUISITION_NAMES:
-        raise ValueError(f"Unknown acquisition function {name!r}; expected one of {', '.join(ACQUISITION_NAMES)}.")
+    fn = resolve(name_or_fn)
     log_probs_N_K_C = _check_log_probs(log_probs_N_K_C)  # float64, renormalised over classes
     N, K, C = log_probs_N_K_C.shape
     _check_batch_size(batch_size, N)
@@ -99,396 +149,48 @@ def select(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be None or an int, got {seed!r}.")
     seed = 0 if seed is None else seed
-    if stochastic is not None and name not in SCORE_NAMES:
-        raise ValueError(f"stochastic acquisition needs a per-point score ({', '.join(SCORE_NAMES)}), got {name!r}.")
-
-    if name == "random":
-        generator = torch.Generator().manual_seed(seed)
-        picked = torch.randperm(N, generator=generator)[:batch_size]
-        return AcquisitionBatch(picked.tolist(), [0.0] * batch_size)
-    if name == "batchbald":
-        return batchbald_batch(log_probs_N_K_C, batch_size, num_samples=num_samples, seed=seed).batch
-    if name == "mean_std" and K < 2:
+    kind = acquisition_kind(fn)
+    if stochastic is not None and kind != "score":
+        raise ValueError(
+            f"stochastic acquisition needs a per-point score ({', '.join(SCORE_NAMES)} or yours), got {name_or_fn!r}."
+        )
+    if fn is mean_std_scores and K < 2:
         raise ValueError("mean_std needs at least K = 2 MC samples (it uses the unbiased std over samples).")
-    score_fn = {
-        "bald": bald_scores,
-        "entropy": entropy_scores,
-        "var_ratios": var_ratios_scores,
-        "mean_std": mean_std_scores,
-    }[name]
+
+    if kind == "batch":
+        params = inspect.signature(fn).parameters
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        kwargs = {k: v for k, v in (("seed", seed), ("num_samples", num_samples)) if takes_all or k in params}
+        return _checked_batch(fn(log_probs_N_K_C, batch_size, **kwargs), batch_size, N, fn)
+    scores_N = _checked_scores(fn(log_probs_N_K_C), N, fn)
     if stochastic is not None:
-        indices, scores = stochastic_batch(
-            score_fn(log_probs_N_K_C), batch_size, mode=stochastic, coldness=coldness, seed=seed
-        )
+        indices, scores = stochastic_batch(scores_N, batch_size, mode=stochastic, coldness=coldness, seed=seed)
         return AcquisitionBatch(indices, scores)
-    return top_k(score_fn(log_probs_N_K_C), batch_size)
+    return top_k(scores_N, batch_size)
 
 
-def top_k(scores_N: torch.Tensor, batch_size: int) -> AcquisitionBatch:
-    """The `batch_size` highest scores, highest first; ties go to the lower index."""
-    order = torch.sort(scores_N, descending=True, stable=True).indices[:batch_size]
-    return AcquisitionBatch(order.tolist(), scores_N[order].tolist())
+def _checked_scores(scores_N, N: int, fn) -> torch.Tensor:
+    if not isinstance(scores_N, torch.Tensor) or tuple(scores_N.shape) != (N,):
+        shape = tuple(scores_N.shape) if isinstance(scores_N, torch.Tensor) else type(scores_N).__name__
+        raise ValueError(f"{label(fn)} must return a score tensor of shape [N] = ({N},), got {shape}")
+    scores_N = scores_N.detach().to(torch.float64)
+    if not bool(torch.isfinite(scores_N).all()):
+        raise ValueError(f"{label(fn)} returned NaN or infinite scores")
+    return scores_N
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# independent scores (SPEC §6), float64
-
-
-def _as_f64(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    return log_probs_N_K_C.to(torch.float64)
-
-
-def conditional_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """E_k H[p_k(y)] per point, [N] float64."""
-    lp = _as_f64(log_probs_N_K_C)
-    return -(lp.exp() * lp).sum(dim=(1, 2)) / lp.shape[1]
-
-
-def _mean_log_probs(lp_N_K_C: torch.Tensor) -> torch.Tensor:
-    return torch.logsumexp(lp_N_K_C, dim=1) - math.log(lp_N_K_C.shape[1])
-
-
-def entropy_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """Max predictive entropy H[p̄], [N] float64."""
-    log_mean_N_C = _mean_log_probs(_as_f64(log_probs_N_K_C))
-    return -(log_mean_N_C.exp() * log_mean_N_C).sum(dim=1)
-
-
-def bald_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """BALD = H[p̄] − E_k H[p_k], [N] float64."""
-    return entropy_scores(log_probs_N_K_C) - conditional_entropy(log_probs_N_K_C)
-
-
-def var_ratios_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """Variation ratios 1 − max_c p̄(c), [N] float64."""
-    return 1.0 - _mean_log_probs(_as_f64(log_probs_N_K_C)).exp().amax(dim=1)
-
-
-def mean_std_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """Mean over classes of the unbiased std over the K samples of p_k(c), [N] float64."""
-    return _as_f64(log_probs_N_K_C).exp().std(dim=1, unbiased=True).mean(dim=1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# BatchBALD
-
-
-def default_num_samples(K: int) -> int:
-    """The paper's budget M = (40000 // K) · K (40000 for K = 10, 20, 50, 100)."""
-    return max(1, 40000 // K) * K
-
-
-def batchbald_batch(
-    log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, prune=True, memory_budget=None
-) -> BatchBALDResult:
-    """Greedy BatchBALD (paper Algorithm 1) in float64, with per-step statistics. Inputs as `select` (unchecked).
-
-    Step i (i points A already chosen) scores every candidate n by the joint entropy H(y_A, y_n):
-    - i = 0: BALD.
-    - exact while C^i ≤ M (M = num_samples, default `default_num_samples(K)`): the C^i × K table P̂_A of per-ω joint
-      probabilities of A is extended by an outer product with the last pick (kept in log space), and
-      H = Σ_m Σ_c −p log p with p = P̂_A P̂_nᵀ / K over all configurations m (those with total probability < 1e-13
-      are left out of the candidate term; effect < 1e-12 nats).
-    - sampled once C^i > M: the importance-sampled estimator of appendix C, eq. (36), with S = M // K configurations
-      of A drawn per ω_k (stratified, M' = S·K in all) by a torch.Generator seeded with `seed` (None → 0).
-      The configurations are drawn from scratch at the first sampled step, then reused and extended by one column
-      (the new pick's label, drawn under the same ω_k) at each later step: every row stays a draw from p(y_A | ω_k),
-      the batch's scores are computed on nested samples, and the result is deterministic.
-      Eq. (36) is evaluated in the algebraically identical form
-          H(y_A, y_n) ≈ (1/M') Σ_m [−log q_m + H(r_m P̂_n)],  q_m = mean_k P̂_A[m, k],  r_m = P̂_A[m, :] / (K q_m),
-      i.e. with the 1/q weight folded into row-normalised posteriors r_m (no under/overflow in long batches);
-      identical configurations are merged, weighted by their counts (same estimate, less work).
-    The greedy gain is H(y_A, y_n) − H(y_A) − E H(y_n|ω); argmax, ties (within 1e-12) to the lowest index.
-    scores[i] = H(y_A, y_n) − Σ_{j ∈ A ∪ n} E H(y_j|ω): the estimated joint MI of the first i+1 picks.
-
-    prune=True computes the gains of only those candidates that can be the argmax (same picks as computing all):
-    each candidate gets upper bounds on its gain from Jensen's inequality on the same rows, Σ_m w_m H(r_m P̂_n) ≤
-    Σ_g W_g H(r̄_g P̂_n) for any grouping g of the rows (r̄_g their weighted mean; one group, then a weighted k-means
-    grouping), and in the exact regime from submodularity (a gain never grows from one exact step to the next,
-    appendix A); candidates are evaluated in decreasing order of bound until no bound reaches the best gain.
-    Work is done in candidate blocks, cache-sized on CPU (≤ memory_budget bytes; default 256 MiB on CPU, a fixed
-    1 GiB on CUDA): one GEMM P[block·C, K] @ r[K, rows] per block, then log, multiply and a
-    weighted row reduction, into reused buffers.
-    """
-    lp_N_K_C = _as_f64(log_probs_N_K_C)
-    N, K, C = lp_N_K_C.shape
-    device = lp_N_K_C.device
-    M = default_num_samples(K) if num_samples is None else int(num_samples)
-    S = max(1, M // K)
-    generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-
-    probs_N_K_C = lp_N_K_C.exp()
-    cond_N = -(probs_N_K_C * lp_N_K_C).sum(dim=(1, 2)) / K
-    kernel = _JointEntropyKernel(probs_N_K_C.clamp_(min=_PROB_FLOOR).transpose(1, 2).contiguous(), memory_budget)
-    del probs_N_K_C
-
-    chosen: list[int] = []
-    scores: list[float] = []
-    steps: list[StepStats] = []
-    available_N = torch.ones(N, dtype=torch.bool, device=device)
-    gain_bound_N = torch.full((N,), math.inf, dtype=torch.float64, device=device)  # submodularity (exact steps)
-    log_joint_M_K = None  # log P̂_A: all C^i configurations (exact) or the M' sampled ones (sampled)
-    configs_M_I = None  # sampled label configurations of the chosen points, [M', i] int64 on CPU
-    chosen_cond = 0.0
-
-    for i in range(batch_size):
-        t0, elements_before = time.perf_counter(), kernel.elements
-        if i == 0:  # H(y_n): one configuration, uniform posterior over ω
-            weights_R = torch.ones(1, dtype=torch.float64, device=device)
-            rows_K_R = torch.full((K, 1), 1.0 / K, dtype=torch.float64, device=device)
-            joint_entropy_A, regime, configurations = 0.0, "bald", 1
-        elif C**i <= M:
-            lp_last_C_K = lp_N_K_C[chosen[-1]].t()
-            if log_joint_M_K is None:
-                log_joint_M_K = lp_last_C_K.contiguous()
-            else:
-                log_joint_M_K = (log_joint_M_K[:, None, :] + lp_last_C_K[None, :, :]).reshape(-1, K)
-            log_q_M = torch.logsumexp(log_joint_M_K, dim=1) - math.log(K)
-            q_M = log_q_M.exp()
-            joint_entropy_A = float(-(q_M * log_q_M).sum())
-            keep = _drop_tail(q_M)
-            weights_R = q_M[keep]
-            rows_K_R = (log_joint_M_K[keep] - (log_q_M[keep] + math.log(K))[:, None]).exp().t().contiguous()
-            regime, configurations = "exact", log_joint_M_K.shape[0]
-        else:
-            if configs_M_I is None:  # first sampled step: draw all chosen points' labels
-                configs_M_I = torch.stack([_draw_labels(lp_N_K_C[a], S, generator) for a in chosen], dim=1)
-                log_joint_M_K = torch.zeros(configs_M_I.shape[0], K, dtype=torch.float64, device=device)
-                for j, a in enumerate(chosen):
-                    log_joint_M_K += lp_N_K_C[a].t()[configs_M_I[:, j].to(device)]
-            else:  # extend every configuration by the last pick's label, drawn under the same ω_k
-                labels_M = _draw_labels(lp_N_K_C[chosen[-1]], S, generator)
-                configs_M_I = torch.cat([configs_M_I, labels_M[:, None]], dim=1)
-                log_joint_M_K = log_joint_M_K + lp_N_K_C[chosen[-1]].t()[labels_M.to(device)]
-            _, inverse_M, counts_U = torch.unique(configs_M_I, dim=0, return_inverse=True, return_counts=True)
-            first_U = torch.full((counts_U.numel(),), configs_M_I.shape[0], dtype=torch.long).scatter_reduce_(
-                0, inverse_M, torch.arange(configs_M_I.shape[0]), "amin"
-            )
-            log_joint_U_K = log_joint_M_K[first_U.to(device)]
-            lse_U = torch.logsumexp(log_joint_U_K, dim=1)
-            weights_R = counts_U.to(device=device, dtype=torch.float64) / configs_M_I.shape[0]
-            joint_entropy_A = float((weights_R * (math.log(K) - lse_U)).sum())  # (1/M') Σ_m −log q_m
-            rows_K_R = (log_joint_U_K - lse_U[:, None]).exp().t().contiguous()
-            regime, configurations = "sampled", configs_M_I.shape[0]
-
-        exact = regime != "sampled"
-        candidates, gains = _candidate_gains(
-            kernel, rows_K_R, weights_R, cond_N, available_N, gain_bound_N if exact else None, prune
-        )
-        if exact:
-            gain_bound_N[candidates] = torch.minimum(gain_bound_N[candidates], gains)
-        tied = gains >= gains.max() - _TIE_TOL
-        winner = int(candidates[tied].min())
-        gain = float(gains[candidates == winner][0])
-        # H(y_A, y_n) − Σ_{A ∪ n} E H(y|ω) = H(y_A) + h_n − chosen_cond − cond_n = H(y_A) − chosen_cond + gain
-        scores.append(joint_entropy_A - chosen_cond + gain)
-        chosen.append(winner)
-        chosen_cond += float(cond_N[winner])
-        available_N[winner] = False
-        steps.append(
-            StepStats(
-                i,
-                regime,
-                configurations,
-                rows_K_R.shape[1],
-                int(candidates.numel()),
-                kernel.elements - elements_before,
-                time.perf_counter() - t0,
-            )
-        )
-
-    return BatchBALDResult(AcquisitionBatch(chosen, scores), steps)
-
-
-def _drop_tail(q_M: torch.Tensor) -> torch.Tensor:
-    """Indices of the configurations to keep: all but the smallest ones whose total mass is < _TAIL_MASS.
-
-    Sorted and summed on the CPU (at most M values): CUDA's sort and cumsum need not be bitwise repeatable, and
-    which rows are kept must not depend on the run."""
-    q_cpu = q_M.cpu()
-    order = torch.argsort(q_cpu, stable=True)
-    tail = torch.cumsum(q_cpu[order], dim=0) < _TAIL_MASS
-    return order[~tail].to(q_M.device)
-
-
-def _draw_labels(lp_K_C: torch.Tensor, S: int, generator: torch.Generator) -> torch.Tensor:
-    """S labels per ω_k from p(y | ω_k), stratified: row k·S + s. [K·S] int64 on CPU."""
-    probs_K_C = torch.softmax(lp_K_C.to("cpu"), dim=1)
-    return torch.multinomial(probs_K_C, S, replacement=True, generator=generator).reshape(-1)
-
-
-def _candidate_gains(kernel, rows_K_R, weights_R, cond_N, available_N, gain_bound_N, prune):
-    """Gains h_n − cond_n of every candidate that can be the argmax: (indices, gains), both on the device."""
-    if not prune:
-        candidates = available_N.nonzero().squeeze(1)
-        return candidates, kernel.entropies(rows_K_R, weights_R, candidates) - cond_N[candidates]
-    K, R = rows_K_R.shape
-    total_w = weights_R.sum()
-    mixture_N_C = kernel.probs_N_C_K @ ((rows_K_R @ weights_R) / total_w)  # one group: Jensen over all rows
-    bound_N = total_w * -(mixture_N_C * mixture_N_C.log()).sum(dim=1) - cond_N
-    if gain_bound_N is not None:
-        bound_N = torch.minimum(bound_N, gain_bound_N)
-    candidates = available_N.nonzero().squeeze(1)
-    best = -math.inf
-    parts_idx, parts_gain = [], []
-    groups = max(_MIN_GROUPS, _GROUPS_PER_K * K)
-    if groups * _GROUP_RATIO <= R and candidates.numel() > 1:
-        centroids_K_G, weights_G = _cluster(rows_K_R, weights_R, groups)
-        bound_N[candidates] = torch.minimum(
-            bound_N[candidates], kernel.entropies(centroids_K_G, weights_G, candidates) - cond_N[candidates]
-        )
-        top = candidates[bound_N[candidates].argmax()].reshape(1)  # a first gain to compare the bounds with
-        parts_idx.append(top)
-        parts_gain.append(kernel.entropies(rows_K_R, weights_R, top) - cond_N[top])
-        best = float(parts_gain[0][0])
-        candidates = candidates[(bound_N[candidates] >= best - _BOUND_MARGIN) & (candidates != top[0])]
-    # gains in decreasing order of bound until no remaining bound reaches the best gain
-    sorted_bounds, order = torch.sort(bound_N[candidates], descending=True, stable=True)
-    order = candidates[order]
-    bounds = sorted_bounds.cpu()
-    block = kernel.block_size(R)
-    done = 0
-    while done < order.numel() and float(bounds[done]) >= best - _BOUND_MARGIN:
-        idx = order[done : done + block]
-        gains = kernel.entropies(rows_K_R, weights_R, idx) - cond_N[idx]
-        parts_idx.append(idx)
-        parts_gain.append(gains)
-        best = max(best, float(gains.max()))
-        done += idx.numel()
-    return torch.cat(parts_idx), torch.cat(parts_gain)
-
-
-def _cluster(rows_K_R: torch.Tensor, weights_R: torch.Tensor, groups: int):
-    """Weighted k-means of the rows r_m (posteriors over ω) into ≤ `groups` clusters. Deterministic: centroids start
-    at rows at evenly spaced weight quantiles and are fitted on a strided subsample of large tables; then every row
-    is assigned once. Returns (weighted mean row of each non-empty cluster [K, G], cluster weights [G]); the bound
-    needs only a partition and the exact weighted means of its parts, k-means just makes it tight."""
-    K, R = rows_K_R.shape
-    device = rows_K_R.device
-    X_R_K = rows_K_R.t()
-    cumulative = torch.cumsum(weights_R, 0)
-    targets = (torch.arange(groups, dtype=torch.float64, device=device) + 0.5) / groups * cumulative[-1]
-    centroids_G_K = X_R_K[torch.unique(torch.searchsorted(cumulative, targets).clamp_(max=R - 1))]
-    fit = torch.linspace(0, R - 1, min(R, _KMEANS_FIT_ROWS), device=device).round().long()
-    for _ in range(_KMEANS_ITERATIONS):
-        weights_G, sums_G_K = _group_sums(
-            X_R_K[fit], weights_R[fit], _nearest(X_R_K[fit], centroids_G_K), centroids_G_K.shape[0]
-        )
-        filled = weights_G > 0
-        centroids_G_K = torch.where(filled[:, None], sums_G_K / weights_G.clamp(min=1e-300)[:, None], centroids_G_K)
-    weights_G, sums_G_K = _group_sums(X_R_K, weights_R, _nearest(X_R_K, centroids_G_K), centroids_G_K.shape[0])
-    filled = weights_G > 0
-    return (sums_G_K[filled] / weights_G[filled, None]).t().contiguous(), weights_G[filled]
-
-
-def _group_sums(X_R_K, weights_R, labels_R, G):
-    weights_G = torch.zeros(G, dtype=torch.float64, device=X_R_K.device).index_add_(0, labels_R, weights_R)
-    sums_G_K = torch.zeros(G, X_R_K.shape[1], dtype=torch.float64, device=X_R_K.device).index_add_(
-        0, labels_R, X_R_K * weights_R[:, None]
-    )
-    return weights_G, sums_G_K
-
-
-def _nearest(X_R_K: torch.Tensor, centroids_G_K: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest centroid (squared Euclidean) of every row, in row chunks of bounded memory."""
-    sq_G = (centroids_G_K * centroids_G_K).sum(1)
-    step = max(1, _ASSIGN_CHUNK // centroids_G_K.shape[0])
-    c_K_G = centroids_G_K.t()
-    return torch.cat(
-        [torch.addmm(sq_G, X_R_K[r : r + step], c_K_G, alpha=-2).argmin(dim=1) for r in range(0, X_R_K.shape[0], step)]
-    )
-
-
-class _JointEntropyKernel:
-    """h_n = Σ_r w_r Σ_c −p log p with p[c, r] = probs[n, c, :] @ rows[:, r], for blocks of candidates.
-
-    Per block one GEMM P[block·C, K] @ rows[K, R] (this orientation runs 1.3–2x faster than the transposed one with
-    MKL at small K), then log, multiply and a matrix-vector product with the weights, into reused buffers.
-    """
-
-    def __init__(self, probs_N_C_K: torch.Tensor, memory_budget: int | None):
-        self.probs_N_C_K = probs_N_C_K
-        N, C, K = probs_N_C_K.shape
-        self.K, self.C = K, C
-        self.device = probs_N_C_K.device
-        if memory_budget is None:  # fixed, not "free memory": the same shapes whatever else runs on the GPU
-            memory_budget = _CUDA_MEMORY_BUDGET if self.device.type == "cuda" else _CPU_MEMORY_BUDGET
-        self.budget_elements = max(1 << 12, memory_budget // 8 // 2)  # two float64 buffers
-        self.target_elements = (
-            self.budget_elements if self.device.type == "cuda" else min(self.budget_elements, _CPU_BLOCK_ELEMENTS)
-        )
-        self._buffers: dict[str, torch.Tensor] = {}
-        self.elements = 0  # candidate × row pairs processed so far (work counter for benchmarks)
-
-    def _steps(self, rows: int) -> tuple[int, int]:
-        """(rows per chunk, candidates per block): chunks of rows only for tables too big for one candidate."""
-        row_step = max(1, min(rows, self.target_elements // self.C))
-        return row_step, max(1, self.target_elements // (row_step * self.C))
-
-    def block_size(self, rows: int) -> int:
-        return self._steps(rows)[1]
-
-    def _buffer(self, name: str, numel: int) -> torch.Tensor:
-        buf = self._buffers.get(name)
-        if buf is None or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=torch.float64, device=self.device)
-            self._buffers[name] = buf
-        return buf[:numel]
-
-    def entropies(self, rows_K_R: torch.Tensor, weights_R: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """h_n for each candidate index, [len(candidates)] float64."""
-        K, R = rows_K_R.shape
-        C = self.C
-        out = torch.empty(candidates.numel(), dtype=torch.float64, device=self.device)
-        self.elements += candidates.numel() * R
-        row_step, block = self._steps(R)
-        for start in range(0, candidates.numel(), block):
-            idx = candidates[start : start + block]
-            B = idx.numel()
-            probs_BC_K = torch.index_select(
-                self.probs_N_C_K, 0, idx, out=self._buffer("p", B * C * K).view(B, C, K)
-            ).view(B * C, K)
-            acc_BC = None
-            for r0 in range(0, R, row_step):
-                r1 = min(R, r0 + row_step)
-                joint = self._buffer("joint", B * C * (r1 - r0)).view(B * C, r1 - r0)
-                torch.matmul(probs_BC_K, rows_K_R[:, r0:r1], out=joint)
-                logs = self._buffer("log", joint.numel()).view_as(joint)
-                torch.log(joint, out=logs)
-                logs.mul_(joint)
-                part = logs @ weights_R[r0:r1]
-                acc_BC = part if acc_BC is None else acc_BC + part
-            out[start : start + B] = -acc_BC.view(B, C).sum(dim=1)
-        return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# validation
-
-
-def _check_log_probs(log_probs_N_K_C) -> torch.Tensor:
-    if not isinstance(log_probs_N_K_C, torch.Tensor):
-        raise ValueError(f"log_probs_N_K_C must be a torch.Tensor, got {type(log_probs_N_K_C).__name__}.")
-    if log_probs_N_K_C.dim() != 3:
-        raise ValueError(f"log_probs_N_K_C must have 3 dimensions [N, K, C], got shape {tuple(log_probs_N_K_C.shape)}.")
-    if not log_probs_N_K_C.is_floating_point():
-        raise ValueError(f"log_probs_N_K_C must be a floating-point tensor, got {log_probs_N_K_C.dtype}.")
-    if min(log_probs_N_K_C.shape) < 1:
+def _checked_batch(result, batch_size: int, N: int, fn) -> AcquisitionBatch:
+    if not isinstance(result, AcquisitionBatch):
+        indices = result.tolist() if isinstance(result, torch.Tensor) else list(result)
+        result = AcquisitionBatch(indices, [0.0] * len(indices))
+    idx = result.indices
+    if (
+        len(idx) != batch_size
+        or len(set(idx)) != len(idx)
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < N for i in idx)
+    ):
         raise ValueError(
-            f"log_probs_N_K_C must be non-empty in every dimension, got shape {tuple(log_probs_N_K_C.shape)}."
+            f"{label(fn)} must return {batch_size} distinct pool positions in [0, {N}), got {idx[:12]!r}"
+            + (" ..." if len(idx) > 12 else "")
         )
-    if not bool(torch.isfinite(log_probs_N_K_C).all()):
-        raise ValueError("log_probs_N_K_C contains NaN or infinite values; pass finite log-probabilities.")
-    lp_N_K_C = log_probs_N_K_C.detach().to(torch.float64)
-    lse_N_K_1 = torch.logsumexp(lp_N_K_C, dim=2, keepdim=True)
-    if float(lse_N_K_1.abs().max()) > 1e-3:
-        raise ValueError(
-            "log_probs_N_K_C is not normalised (logsumexp over classes differs from 0 by more than 1e-3): "
-            "pass log-probabilities (log_softmax), not logits."
-        )
-    return lp_N_K_C - lse_N_K_1  # float64, renormalised (float32 inputs are off by up to ~1e-7)
-
-
-def _check_batch_size(batch_size, N: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= N:
-        raise ValueError(f"batch_size must be an int between 1 and the pool size {N}, got {batch_size!r}.")
+    return result

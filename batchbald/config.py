@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-from batchbald.acquisition import ACQUISITION_NAMES, SCORE_NAMES
+from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
+from batchbald.models import MODELS
 from batchbald.stochastic import STOCHASTIC_MODES
 from batchbald.train import VALIDATION_SETS
 
 DATASETS = ("mnist", "repeated_mnist", "emnist")
-MODELS = ("mnist_cnn", "emnist_cnn")
+# The built-ins' `_target_`s: the configs name them, and a run without `_target_` gets its built-in's.
+ACQUISITION_TARGETS = {name: f"batchbald.acquisition.{fn.__name__}" for name, fn in ACQUISITIONS.items()}
+MODEL_TARGETS = {name: f"{cls.__module__}.{cls.__name__}" for name, cls in MODELS.items()}
 DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -27,15 +30,37 @@ def _positive_int(cfg: dict, key: str, value, minimum: int = 1) -> None:
         raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
 
 
+def resolve_targets(cfg: dict) -> None:
+    """Give acquisition and model their `_target_` and `name` (in place): a built-in named without `_target_` gets
+    its target; a user target (not a built-in) gets its last path component as name unless one was set."""
+    for key, builtins in (("acquisition", ACQUISITION_TARGETS), ("model", MODEL_TARGETS)):
+        node, choices = cfg[key], ", ".join(builtins)
+        target, name = node.get("_target_"), node.get("name")
+        if target is None:
+            if name not in builtins:
+                raise ConfigError(f"{key}.name must be one of {choices}, or set {key}._target_=module.attribute")
+            node["_target_"] = builtins[name]
+        elif not isinstance(target, str) or not target.strip():
+            raise ConfigError(f"{key}._target_ must be a dotted path module.attribute, got {target!r}")
+        elif target in builtins.values():
+            builtin = next(n for n, t in builtins.items() if t == target)
+            if name is not None and name != builtin:
+                raise ConfigError(
+                    f"{key}.name={name!r} does not match {key}._target_={target} (the built-in {builtin!r}); choose a "
+                    f"built-in with {key}=<{choices}>, or your own with {key}._target_=module.attribute"
+                )
+            node["name"] = builtin
+        elif name is None or name in builtins:
+            node["name"] = target.rsplit(".", 1)[-1]
+
+
 def validate_config(cfg: dict) -> None:
-    """Raise ConfigError for the first bad value found."""
+    """Raise ConfigError for the first bad value found (after `resolve_targets`, which it applies)."""
+    resolve_targets(cfg)
     ds, acq, train = cfg["dataset"], cfg["acquisition"], cfg["train"]
+    builtin_acquisition = acq["_target_"] in ACQUISITION_TARGETS.values()
     if ds["name"] not in DATASETS:
         raise ConfigError(f"dataset.name must be one of {', '.join(DATASETS)}, got {ds['name']!r}")
-    if cfg["model"]["name"] not in MODELS:
-        raise ConfigError(f"model.name must be one of {', '.join(MODELS)}, got {cfg['model']['name']!r}")
-    if acq["name"] not in ACQUISITION_NAMES:
-        raise ConfigError(f"acquisition.name must be one of {', '.join(ACQUISITION_NAMES)}, got {acq['name']!r}")
     if cfg["device"] not in DEVICES and not re.fullmatch(r"cuda:\d+", str(cfg["device"])):
         raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:<index>, got {cfg['device']!r}")
     if cfg["wandb"]["mode"] not in WANDB_MODES:
@@ -52,7 +77,7 @@ def validate_config(cfg: dict) -> None:
                 f"acquisition.stochastic must be null or one of {', '.join(STOCHASTIC_MODES)}, "
                 f"got {acq['stochastic']!r}"
             )
-        if acq["name"] not in SCORE_NAMES:
+        if builtin_acquisition and acq["name"] not in SCORE_NAMES:
             raise ConfigError(
                 f"acquisition.stochastic needs a per-point score ({', '.join(SCORE_NAMES)}), "
                 f"got acquisition.name={acq['name']!r}"

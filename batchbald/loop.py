@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from batchbald.acquisition import select
+from batchbald.acquisition import needs_predictions, select
 from batchbald.data import Dataset, Splits
 from batchbald.models import build_model, default_scoring_batch_size, draw_masks, mc_log_probs
 from batchbald.train import TrainConfig, evaluate, train_model
@@ -26,9 +26,9 @@ class LoopConfig:
     seed: int
     budget: int  # points to acquire; the initial set is not counted
     mc_samples: int  # K, for pool scoring and test predictions
-    acquisition: str
+    acquisition: str | Callable  # a built-in name or any acquisition callable (batchbald.acquisition)
     batch_size: int
-    model: str
+    model: str | Callable  # a built-in name or a factory(num_classes=C) -> nn.Module (batchbald.models.build_model)
     train: TrainConfig
     num_samples: int | None = None  # BatchBALD's M (None = the paper's default)
     stochastic: str | None = None  # None: top-k; power | softmax | softrank (batchbald.stochastic)
@@ -247,10 +247,10 @@ def run_loop(
 def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
     """Score the pool with K consistent masks and pick `n` points. Returns train-set indices."""
     t0 = time.perf_counter()
-    if cfg.acquisition == "random":
-        log_probs_N_K_C = torch.zeros(len(pool), 1, 1, device=device)  # random needs only N
+    if not needs_predictions(cfg.acquisition):
+        log_probs_N_K_C = torch.zeros(len(pool), 1, 1, device=device)  # e.g. random: needs only N
     else:
-        masks = draw_masks(model, cfg.mc_samples, _generator(device, seed))
+        masks = draw_masks(model, cfg.mc_samples, _generator(device, seed), example_x=train_x[:1])
         pool_idx = torch.as_tensor(pool, dtype=torch.long, device=device)
         chunk = cfg.scoring_batch_size or default_scoring_batch_size(model, cfg.mc_samples)
         piece = 16 * chunk  # a multiple of the chunk: outputs are bitwise those of one mc_log_probs call

@@ -253,11 +253,14 @@ class EmnistCNN(nn.Module):
 MODELS = {"mnist_cnn": MnistCNN, "emnist_cnn": EmnistCNN}
 
 
-def build_model(name: str, num_classes: int) -> nn.Module:
-    """A freshly initialised model (default PyTorch init); name in MODEL_NAMES."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
-    return MODELS[name](num_classes)
+def build_model(name_or_factory, num_classes: int) -> nn.Module:
+    """A freshly initialised model (default PyTorch init): a name in MODEL_NAMES, or any factory called as
+    factory(num_classes=C) that returns an nn.Module with dropout whose forward gives log-probabilities [B, C]."""
+    if callable(name_or_factory):
+        return name_or_factory(num_classes=num_classes)
+    if name_or_factory not in MODELS:
+        raise ValueError(f"unknown model {name_or_factory!r}; allowed: {', '.join(MODEL_NAMES)}")
+    return MODELS[name_or_factory](num_classes)
 
 
 def dropout_layers(model: nn.Module) -> list[MCDropout]:
@@ -283,10 +286,20 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def draw_masks(model: nn.Module, k: int, generator: torch.Generator) -> DropoutMasks:
-    """K consistent masks per dropout layer ([K, units], values in {0, 1/(1-p)}) on the model's device."""
+def draw_masks(
+    model: nn.Module, k: int, generator: torch.Generator, example_x: torch.Tensor | None = None
+) -> DropoutMasks:
+    """K consistent masks per dropout layer ([K, units], values in {0, 1/(1-p)}) on the model's device.
+
+    Models without the fast path (`mc_forward`) get batchbald.generic_mc's masks, shaped by one pass on example_x."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if not hasattr(model, "mc_forward"):
+        from batchbald.generic_mc import draw_generic_masks
+
+        if example_x is None:
+            raise ValueError("draw_masks needs example_x for a model without the fast path")
+        return draw_generic_masks(model, k, generator, example_x)
     device = model_device(model)
     return DropoutMasks(tuple(layer.draw(k, generator.device, generator).to(device) for layer in dropout_layers(model)))
 
@@ -300,6 +313,10 @@ def forward_masked(model: nn.Module, x_B: torch.Tensor, masks: DropoutMasks) -> 
 
 
 def default_scoring_batch_size(model: nn.Module, k: int) -> int:
+    if not hasattr(model, "scoring_bytes_per_image"):
+        from batchbald.generic_mc import GENERIC_CHUNK
+
+        return GENERIC_CHUNK
     budget = CUDA_BUDGET_BYTES if model_device(model).type == "cuda" else CPU_BUDGET_BYTES
     return max(1, budget // model.scoring_bytes_per_image(k))
 
@@ -311,8 +328,12 @@ def mc_log_probs(
     """Fast exact consistent MC dropout: float32 log_probs_N_K_C on the model's device.
 
     Chunks of batch_size images (default: what fits the memory budget); the same masks give the same outputs
-    however the input is chunked.
+    however the input is chunked. Models without `mc_forward` take batchbald.generic_mc's plain K passes.
     """
+    if not hasattr(model, "mc_forward"):
+        from batchbald.generic_mc import generic_log_probs
+
+        return generic_log_probs(model, x_N, masks, batch_size=batch_size)
     device = model_device(model)
     masks = masks.to(device)
     batch_size = batch_size or default_scoring_batch_size(model, masks.k)

@@ -237,7 +237,7 @@ def evaluate(
     """Accuracy and mean NLL of the MC prediction log(mean_k p_k) over K consistent dropout masks."""
     if x.shape[0] == 0:
         return EvalResult(math.nan, math.nan)
-    masks = draw_masks(model, k, generator)
+    masks = draw_masks(model, k, generator, example_x=x[:1])
     log_probs_N_K_C = mc_log_probs(model, x, masks, batch_size=batch_size)
     mean_log_probs_N_C = torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(k)
     y = y.to(mean_log_probs_N_C.device)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.append(os.getcwd())  # `_target_`s of your own modules: installed, on PYTHONPATH, or in the current directory
 # Before torch loads: kernels pinned to the AVX2 baseline (same numbers on any x86-64 machine with AVX2; opt out with
 # BATCHBALD_CPU_ISA=native), bitwise-stable MKL, cuBLAS's deterministic workspace. See batchbald/numerics.py.
 from batchbald.numerics import pin_cpu_isa  # noqa: E402  (imports no torch)
@@ -67,6 +68,46 @@ def _job_index() -> int:
         return 0
 
 
+def _plugins(config: dict):
+    """The acquisition callable and the model factory their `_target_`s name, the acquisition checked on a small
+    case (the model is checked once the data is loaded). One-line ConfigError naming the key and the path."""
+    import functools
+
+    from batchbald.plugins import check_acquisition, import_target
+
+    acq, model = config["acquisition"], config["model"]
+    try:
+        fn = import_target(acq["_target_"])
+        check_acquisition(fn, stochastic=acq.get("stochastic"), num_samples=acq.get("num_samples"))
+    except ValueError as e:
+        raise ConfigError(f"acquisition._target_={acq['_target_']}: {e}") from None
+    try:
+        factory = import_target(model["_target_"])
+    except ValueError as e:
+        raise ConfigError(f"model._target_={model['_target_']}: {e}") from None
+    if not callable(factory):
+        raise ConfigError(f"model._target_={model['_target_']}: {factory!r} is not callable")
+    kwargs = {k: v for k, v in model.items() if k not in ("_target_", "name")}
+    return fn, functools.partial(factory, **kwargs)
+
+
+def _check_model(config: dict, factory, dataset) -> None:
+    from batchbald.plugins import check_model
+
+    try:
+        path = check_model(factory(num_classes=dataset.num_classes), dataset.num_classes, dataset.test.x[:2])
+    except ValueError as e:
+        raise ConfigError(f"model._target_={config['model']['_target_']}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - the factory itself failed (bad keyword, ...)
+        raise ConfigError(f"model._target_={config['model']['_target_']}: building it failed: {e}") from None
+    if path == "generic":
+        print(
+            f"[{config['experiment_name']}] model {config['model']['name']} has no fast consistent-MC-dropout path: "
+            f"scoring and evaluation run K={config['mc_samples']} masked forward passes per chunk (slower)",
+            file=sys.stderr,
+        )
+
+
 def run(cfg: DictConfig) -> float | None:
     import torch
 
@@ -76,6 +117,7 @@ def run(cfg: DictConfig) -> float | None:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     validate_config(config)
+    acquisition_fn, model_factory = _plugins(config)
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     try:
@@ -110,6 +152,7 @@ def run(cfg: DictConfig) -> float | None:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     check_sizes(config["budget"], len(splits.pool), ds["validation_size"])
+    _check_model(config, model_factory, dataset)
 
     config["dataset"]["description"] = dataset.description
     config["profile_notes"] = config["profile"]["notes"]
@@ -118,12 +161,12 @@ def run(cfg: DictConfig) -> float | None:
         seed=config["seed"],
         budget=config["budget"],
         mc_samples=config["mc_samples"],
-        acquisition=acq["name"],
+        acquisition=acquisition_fn,
         batch_size=acq["batch_size"],
         num_samples=acq["num_samples"],
         stochastic=acq.get("stochastic"),
         coldness=float(acq.get("coldness", 1.0)),
-        model=config["model"]["name"],
+        model=model_factory,
         train=TrainConfig(**config["train"]),
         target_accuracy=config["target_accuracy"],
         scoring_batch_size=config["scoring_batch_size"],

@@ -123,7 +123,9 @@ def test_launchers_compose(launcher):
         ("target_accuracy=1.5", "target_accuracy must be null or a number in (0, 1]"),
         ("dataset.validation_size=-1", "dataset.validation_size must be"),
         ("dataset.name=cifar", "dataset.name must be one of mnist, repeated_mnist, emnist"),
-        ("acquisition.name=coreset", "acquisition.name must be one of"),
+        ("acquisition.name=coreset", "acquisition.name='coreset' does not match acquisition._target_="),
+        ("acquisition.name=bald", "choose a built-in with acquisition=<random, bald"),
+        ("model.name=resnet", "model.name='resnet' does not match model._target_=batchbald.models.MnistCNN"),
         ("train.max_epochs=0", "train.max_epochs must be"),
         ("train.validation_set=test", "train.validation_set must be one of heldout, labelled"),
     ],
@@ -132,6 +134,26 @@ def test_bad_values_fail_with_one_line(override, message):
     with pytest.raises(ConfigError) as err:
         validate_config(resolved([override]))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_targets_and_labels():
+    """Built-ins named without `_target_` get theirs; a user target gets its last path component as label."""
+    cfg = resolved([])
+    del cfg["acquisition"]["_target_"], cfg["model"]["_target_"]
+    validate_config(cfg)
+    assert cfg["acquisition"]["_target_"] == "batchbald.acquisition.batchbald_acquire"
+    assert cfg["model"]["_target_"] == "batchbald.models.MnistCNN"
+    cfg = resolved(["acquisition._target_=mypkg.acq.my_score", "model._target_=mypkg.nets.TinyNet"])
+    validate_config(cfg)
+    assert cfg["acquisition"]["name"] == "my_score" and cfg["model"]["name"] == "TinyNet"
+    cfg = resolved(["acquisition._target_=mypkg.acq.my_score", "acquisition.name=mine"])
+    validate_config(cfg)
+    assert cfg["acquisition"]["name"] == "mine"
+    cfg = resolved([])
+    del cfg["model"]["_target_"]
+    cfg["model"]["name"] = "vit"
+    with pytest.raises(ConfigError, match="model.name must be one of mnist_cnn, emnist_cnn, or set model._target_"):
+        validate_config(cfg)
 
 
 def test_budget_larger_than_pool():
@@ -144,6 +166,7 @@ def test_stochastic_acquisition_config():
     cfg = resolved(["experiment=rmnist_power_bald"])
     validate_config(cfg)
     assert cfg["acquisition"] == {
+        "_target_": "batchbald.acquisition.bald_scores",
         "name": "bald",
         "batch_size": 10,
         "num_samples": None,
@@ -158,6 +181,6 @@ def test_stochastic_acquisition_config():
         with pytest.raises(ConfigError, match=message):
             validate_config(resolved(["acquisition=power_bald", override]))
     bad = resolved(["acquisition=power_bald"])
-    bad["acquisition"]["name"] = "batchbald"
+    bad["acquisition"].update(name="batchbald", _target_="batchbald.acquisition.batchbald_acquire")
     with pytest.raises(ConfigError, match="needs a per-point score"):
         validate_config(bad)

@@ -63,11 +63,11 @@ def tiny(root: Path, *extra: str) -> list[str]:
     ]
 
 
-def run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
+def run(args: list[str], env_extra: dict | None = None, cwd: Path = REPO, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, str(REPO / "experiments" / "run.py"), *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
