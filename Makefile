@@ -9,7 +9,8 @@ TABLE1 ?=
 ARGS ?=
 RUNS ?= results/runs
 
-.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard clean
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard \
+	device-wheels device-check slurm-start slurm-stop clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +60,22 @@ wandb-sync: install
 # Terminal dashboard over the local (offline) wandb runs under $(RUNS): wandb's LEET, no login needed.
 dashboard: install
 	$(VENV)/bin/wandb leet $(RUNS)
+
+# The GPU check (README "GPU check"): wheels made here, the check run on a lent GPU machine as one command.
+device-wheels: install
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py --abi none \
+		--platform any -d .whl hydra-core==1.3.8 omegaconf==2.3.1 hydra-joblib-launcher==1.2.0
+	$(PY) -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3
+
+device-check:
+	bash scripts/device_check.sh
+
+# A single-node SLURM cluster on this machine (root + apt-get; README "SLURM").
+slurm-start:
+	bash scripts/slurm_cluster.sh start
+
+slurm-stop:
+	bash scripts/slurm_cluster.sh stop
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seeds")
     parser.add_argument("--launcher", default="local", help="hydra/launcher config (local, slurm, submitit_local)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--runs-root", default="results/runs", help="runs go to <runs-root>/<profile>/...")
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="print the Hydra command and stop")
     parser.add_argument("extra", nargs="*", help="further Hydra overrides")
@@ -96,7 +97,7 @@ def main() -> None:
     table1 = args.profile == "paper" if args.table1 is None else args.table1
     groups = args.experiments or (TABLE1_GROUPS if table1 else []) + FIGURE_GROUPS
     threads = args.threads or max(1, (len(__import__("os").sched_getaffinity(0)) // max(args.jobs, 1)))
-    sweep_dir = REPO / "results" / "runs" / args.profile
+    sweep_dir = (REPO / args.runs_root).resolve() / args.profile
     cmd = [
         sys.executable,
         str(REPO / "experiments" / "run.py"),
@@ -128,7 +129,7 @@ def main() -> None:
                 sys.executable,
                 str(REPO / "scripts" / "make_figures.py"),
                 "--runs",
-                "results/runs",
+                args.runs_root,
                 "--data-root",
                 args.data_root,
             ],

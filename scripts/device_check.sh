@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The GPU check: one prepared command for a lent GPU machine (no package registry there). README "GPU check".
+#
+#   make device-wheels   # here: .whl/ gets hydra-core, omegaconf, antlr4 and the joblib launcher (pure Python)
+#   make device-check    # there, carrying .whl and data/MNIST: what the image lacks comes from .whl/
+#
+# Steps, each under its own time limit so the whole stays under ~8 minutes:
+#   1. env.txt            GPU, driver, torch/CUDA/cuDNN, CPU cores
+#   2. cuda-tests.log     the `cuda`-marked tests (CPU vs CUDA scores, BatchBALD picks, loop twice, resume)
+#   3. runs.tar.gz        paper-profile runs on the GPU (RMNIST BatchBALD and BALD, 2 repetitions; 8 runs packed
+#                         per GPU), rounds.csv + run.json of every run, finished or not (resumable elsewhere)
+#   4. benchmark-loop.md  pool-scoring speed on the GPU, ours vs the plain K-pass reference
+# into $OUT (the device tool's return folder) or results/device/<time>/. device-check.log has everything.
+# DEVICE_CHECK_CPU=1 runs the same steps on the CPU with tiny settings, to test this script without a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/device/$(date +%Y%m%d-%H%M%S)}
+PY=${PYTHON:-python3}
+RUN_SECONDS=${DEVICE_CHECK_RUN_SECONDS:-300}
+WORK=${DEVICE_CHECK_WORK:-/tmp/device-check}
+mkdir -p "$OUT" "$WORK"
+exec > >(tee "$OUT/device-check.log") 2>&1
+step() { echo "== $* ($(date +%T))"; }
+export PYTHONUNBUFFERED=1 WANDB_MODE=disabled WANDB_SILENT=true
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    step "installing the carried wheels"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+
+if [[ ${DEVICE_CHECK_CPU:-0} == 1 ]]; then
+    DEVICE=cpu PROFILE=quick EXPERIMENTS="rmnist_batchbald" SEEDS="1" EXTRA="budget=20" BENCH="--smoke --device cpu"
+else
+    DEVICE=auto PROFILE=paper EXPERIMENTS="rmnist_batchbald rmnist_rep2_bald" SEEDS="" EXTRA="" BENCH="--scoring-only --device cuda"
+fi
+
+step "environment"
+{
+    nvidia-smi 2>&1 || echo "nvidia-smi: not available"
+    $PY - <<'PY'
+import os, platform
+import torch
+print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda,
+      "| cuDNN", torch.backends.cudnn.version(), "| CPU cores", len(os.sched_getaffinity(0)))
+print("cuda available:", torch.cuda.is_available(), [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
+for name in ("hydra", "omegaconf", "pandas", "matplotlib", "tqdm", "joblib"):
+    try:
+        print(name, __import__(name).__version__)
+    except Exception as e:  # noqa: BLE001
+        print(name, "MISSING:", e)
+PY
+} >"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+step "cuda tests"
+timeout 240 $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/test_models.py tests/test_acquisition.py \
+    >"$OUT/cuda-tests.log" 2>&1
+echo "cuda tests exit $? (log: cuda-tests.log)"
+tail -n 5 "$OUT/cuda-tests.log"
+
+step "$PROFILE-profile runs: $EXPERIMENTS (at most ${RUN_SECONDS}s)"
+timeout --signal=INT --kill-after=30 "$RUN_SECONDS" $PY scripts/reproduce.py --profile "$PROFILE" --no-table1 \
+    --experiments $EXPERIMENTS ${SEEDS:+--seeds $SEEDS} --device "$DEVICE" --runs-root "$WORK/runs" --no-figures \
+    --data-root "${DATA:-data}" wandb.mode=disabled $EXTRA
+echo "runs exit $? (124: stopped at the time limit; the runs resume from their checkpoints)"
+(cd "$WORK" && find runs \( -name rounds.csv -o -name run.json \) -print0 | tar czf - --null -T -) >"$OUT/runs.tar.gz"
+$PY - "$WORK/runs" <<'PY'
+import json, pathlib, sys
+for run in sorted(pathlib.Path(sys.argv[1]).glob("*/*/seed*/run.json")):
+    meta = json.loads(run.read_text())
+    rounds = (run.parent / "rounds.csv").read_text().count("\n") - 1 if (run.parent / "rounds.csv").exists() else 0
+    print(f"{run.parent.relative_to(sys.argv[1])}: {meta['status']}, {rounds} rounds, {meta.get('elapsed_seconds', 0):.0f}s")
+PY
+
+step "scoring benchmark"
+timeout 150 $PY scripts/benchmark_loop.py $BENCH --out "$OUT/benchmark-loop.md" >"$WORK/bench.log" 2>&1
+echo "benchmark exit $?"
+tail -n 25 "$OUT/benchmark-loop.md" 2>/dev/null
+step "done: $(ls "$OUT" | tr '\n' ' ')"
