@@ -42,8 +42,10 @@ benchmark-full: install
 	$(PY) scripts/benchmark_acquisition.py --full
 	$(PY) scripts/benchmark_loop.py
 
+# Figures, tables and a report for the runs under $(RUNS) (results/runs -> results/; any other sweep -> <RUNS>/report).
 figures: install
-	$(PY) scripts/make_figures.py --runs results/runs --data-root $(DATA)
+	$(PY) scripts/prepare_data.py --root $(DATA) || echo "figures: no EMNIST data, fig12 (examples) is skipped"
+	$(PY) scripts/make_figures.py --runs $(RUNS) --data-root $(DATA)
 
 reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,)

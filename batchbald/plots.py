@@ -20,6 +20,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from batchbald import curves
+from batchbald import figure_groups as FG
 from batchbald import results as R
 
 COLORS = ("C2", "C1", "C3", "C0", "C4")
@@ -86,14 +88,14 @@ def _band(ax, x, curve: pd.DataFrame, label: str, color: str) -> None:
     ax.fill_between(x, curve["q25"], curve["q75"], color=color, alpha=0.1)
 
 
-def _missing_note(fig: Figure, group: R.RunGroup, present: set[str]) -> list[str]:
+def _missing_note(fig: Figure, group: FG.RunGroup, present: set[str]) -> list[str]:
     missing = [f"{label} ({exp})" for exp, label in group.members if exp not in present]
     if missing:
         fig.text(0.01, 0.005, "No runs for: " + "; ".join(missing), fontsize=7, ha="left", va="bottom", wrap=True)
     return missing
 
 
-def _draw_bands(ax, df: pd.DataFrame, group: R.RunGroup, curves, x_column: str) -> list[int]:
+def _draw_bands(ax, df: pd.DataFrame, group: FG.RunGroup, curves, x_column: str) -> list[int]:
     """One median line + quartile band per group member with runs; returns the trial counts drawn."""
     counts = []
     for i, (experiment, label) in enumerate(group.members):
@@ -109,7 +111,7 @@ def _draw_bands(ax, df: pd.DataFrame, group: R.RunGroup, curves, x_column: str) 
 
 
 def _accuracy_figure(
-    df: pd.DataFrame, group: R.RunGroup, title: str, *, ylim_bottom: float | None = None
+    df: pd.DataFrame, group: FG.RunGroup, title: str, *, ylim_bottom: float | None = None
 ) -> Figure | None:
     present = list(R.iter_group_frames(df, group))
     if not present:
@@ -117,7 +119,7 @@ def _accuracy_figure(
     with paper_style():
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
-        counts = _draw_bands(ax, df, group, R.accuracy_curves, "labelled_size")
+        counts = _draw_bands(ax, df, group, curves.accuracy_curves, "labelled_size")
         dataset = _dataset_of(pd.concat([rows for _, _, rows in present]), group.dataset_label)
         ax.set_title(f"{title}\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}", fontsize=10)
         ax.set_xlabel("Acquired dataset size")
@@ -135,13 +137,13 @@ def _accuracy_figure(
 
 def fig10_rmnist_repetitions(df: pd.DataFrame) -> Figure | None:
     """Fig 10: BALD with 0/1/2/4 repetitions and BatchBALD with 4 repetitions (K=10, b=10)."""
-    group = R.GROUPS_BY_KEY["fig10_rmnist_repetitions"]
+    group = FG.GROUPS_BY_KEY["fig10_rmnist_repetitions"]
     return _accuracy_figure(df, group, "Fig 10: RMNIST repetition ablation")
 
 
 def fig11_rmnist_others(df: pd.DataFrame) -> Figure | None:
     """Fig 11: BatchBALD, BALD, Var Ratios, Mean STD and random on Repeated MNIST (2 repetitions)."""
-    group = R.GROUPS_BY_KEY["fig11_rmnist_others"]
+    group = FG.GROUPS_BY_KEY["fig11_rmnist_others"]
     return _accuracy_figure(df, group, "Fig 11: RMNIST, other acquisition functions")
 
 
@@ -152,22 +154,22 @@ def _num_classes(rows: pd.DataFrame) -> int:
 
 def fig13_emnist_accuracy(df: pd.DataFrame) -> Figure | None:
     """Fig 13: EMNIST accuracy of BatchBALD, BALD and random (b=5, no initial data); y from chance."""
-    group = R.GROUPS_BY_KEY["emnist"]
+    group = FG.GROUPS_BY_KEY["emnist"]
     rows = df[df["experiment"].isin([e for e, _ in group.members])]
     chance = 1.0 / _num_classes(rows) if len(rows) else 1.0 / 47
     return _accuracy_figure(df, group, "Fig 13: EMNIST accuracy", ylim_bottom=chance)
 
 
-def fig14_label_entropy(df: pd.DataFrame) -> Figure | None:
+def fig14_label_entropy(df: pd.DataFrame, group: FG.RunGroup | None = None, title: str = "Fig 14") -> Figure | None:
     """Fig 14: entropy (nats) of all labels acquired so far per acquisition step; ln(C) marked."""
-    group = R.GROUPS_BY_KEY["emnist"]
+    group = group or FG.GROUPS_BY_KEY["emnist"]
     present = list(R.iter_group_frames(df, group))
     if not present:
         return None
     with paper_style():
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
-        counts = _draw_bands(ax, df, group, R.label_entropy_curves, "step")
+        counts = _draw_bands(ax, df, group, curves.label_entropy_curves, "step")
         all_rows = pd.concat([rows for _, _, rows in present])
         classes = _num_classes(all_rows)
         ax.axhline(
@@ -179,7 +181,7 @@ def fig14_label_entropy(df: pd.DataFrame) -> Figure | None:
         )
         dataset = _dataset_of(all_rows, group.dataset_label)
         ax.set_title(
-            f"Fig 14: entropy of acquired labels\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}",
+            f"{title}: entropy of acquired labels\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}",
             fontsize=10,
         )
         ax.set_xlabel("Acquisition step")
@@ -200,7 +202,7 @@ def fig15_label_histograms(
     how many points). The less-acquired half of the classes is drawn opaque, the rest faded, as in the paper.
     ``classes`` (display characters) label the x ticks when given.
     """
-    group = R.GROUPS_BY_KEY["emnist"]
+    group = FG.GROUPS_BY_KEY["emnist"]
     present = list(R.iter_group_frames(df, group))
     if not present:
         return None
@@ -215,7 +217,7 @@ def fig15_label_histograms(
             run = rows[rows["seed"] == chosen]
             run = run[run["run_dir"] == run["run_dir"].iloc[0]]
             num_classes = _num_classes(run)
-            counts = R.run_label_counts(run, num_classes)
+            counts = curves.run_label_counts(run, num_classes)
             order = np.argsort(counts, kind="stable")
             half = len(order) // 2
             colours = [to_rgba(colour_of[experiment], 1.0 if i < half else 0.35) for i in range(len(order))]
@@ -275,6 +277,27 @@ def fig12_emnist_examples(dataset, *, profile: str | None = None) -> Figure:
         top = 1 - 0.75 / fig.get_size_inches()[1]  # room for the two-line title; tight_layout is slow here
         fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top, wspace=0.15, hspace=0.45)
     return fig
+
+
+PAPER_FIGURE_GROUPS = ("fig10_rmnist_repetitions", "fig11_rmnist_others", "emnist")  # drawn as Figs 10-15
+
+
+def group_figures(df: pd.DataFrame, groups, out_dir: str | Path) -> dict[str, list[Path]]:
+    """One accuracy figure (``group_<key>``) per group that is not one of the paper's figures and has runs, plus
+    the acquired-label entropy (``group_<key>_label_entropy``) for EMNIST groups. Returns name -> paths."""
+    out = {}
+    for group in groups:
+        if group.key in PAPER_FIGURE_GROUPS or not list(R.iter_group_frames(df, group)):
+            continue
+        rows = df[df["experiment"].isin([e for e, _ in group.members])]
+        emnist = bool((rows["dataset"] == "emnist").any())
+        chance = 1.0 / _num_classes(rows) if emnist else None
+        fig = _accuracy_figure(df, group, group.title, ylim_bottom=chance)
+        out[f"group_{group.key}"] = save_figure(fig, out_dir, f"group_{group.key}")
+        if emnist:
+            fig = fig14_label_entropy(df, group, title=group.title)
+            out[f"group_{group.key}_label_entropy"] = save_figure(fig, out_dir, f"group_{group.key}_label_entropy")
+    return out
 
 
 def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:

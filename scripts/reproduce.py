@@ -22,23 +22,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Slowest first, so parallel workers finish together.
-FIGURE_GROUPS = [
-    "emnist_batchbald",
-    "emnist_bald",
-    "emnist_random",  # figs 13, 14, 15
-    "rmnist_rep4_batchbald",
-    "rmnist_batchbald",  # figs 10, 11
-    "rmnist_rep4_bald",
-    "rmnist_rep2_bald",
-    "rmnist_rep1_bald",
-    "rmnist_rep0_bald",  # fig 10
-    "rmnist_var_ratios",
-    "rmnist_mean_std",
-    "rmnist_random",  # fig 11
-]
-TABLE1_GROUPS = ["mnist_bald_b1", "mnist_batchbald_b10", "mnist_bald_b10"]  # b=1: 10x the rounds, so first
+sys.path.insert(0, str(REPO))
+from batchbald.figure_groups import experiments_to_run, load_groups  # noqa: E402
 
 
 def torch_gpus() -> int:
@@ -72,6 +57,9 @@ def main() -> None:
         default=None,
         help="also run the MNIST Table 1 groups (default: yes for the paper profile, no for quick)",
     )
+    parser.add_argument(
+        "--beyond", action="store_true", help="also the beyond-the-paper groups of configs/figures.yaml (PowerBALD)"
+    )
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: the profile's seeds")
     parser.add_argument("--launcher", default="local", help="hydra/launcher config (local, slurm, submitit_local)")
     parser.add_argument("--device", default="auto")
@@ -95,7 +83,8 @@ def main() -> None:
     profile = OmegaConf.load(REPO / "configs" / "profile" / f"{args.profile}.yaml")
     seeds = args.seeds or list(profile.seeds)
     table1 = args.profile == "paper" if args.table1 is None else args.table1
-    groups = args.experiments or (TABLE1_GROUPS if table1 else []) + FIGURE_GROUPS
+    sets = ("figures",) + (("table1",) if table1 else ()) + (("beyond",) if args.beyond else ())
+    groups = args.experiments or experiments_to_run(load_groups(), sets)  # configs/figures.yaml
     threads = args.threads or max(1, (len(__import__("os").sched_getaffinity(0)) // max(args.jobs, 1)))
     sweep_dir = (REPO / args.runs_root).resolve() / args.profile
     cmd = [

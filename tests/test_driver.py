@@ -243,9 +243,13 @@ def test_missing_data_is_one_clear_message(tmp_path):
 @pytest.mark.parametrize(
     "argv, first_groups, has_table1",
     [
-        (["--profile", "paper"], "experiment=mnist_bald_b1,mnist_batchbald_b10,mnist_bald_b10,emnist_batchbald", True),
+        (["--profile", "paper"], "experiment=emnist_batchbald,emnist_bald,emnist_random,mnist_bald_b1,", True),
         (["--profile", "quick"], "experiment=emnist_batchbald,", False),
-        (["--profile", "quick", "--table1"], "experiment=mnist_bald_b1,", True),
+        (
+            ["--profile", "quick", "--table1"],
+            "experiment=emnist_batchbald,emnist_bald,emnist_random,mnist_bald_b1,",
+            True,
+        ),
         (["--profile", "paper", "--no-table1"], "experiment=emnist_batchbald,", False),
     ],
 )
@@ -260,9 +264,23 @@ def test_reproduce_runs_table1_groups_by_profile(argv, first_groups, has_table1)
     experiments = next(part for part in out.split() if part.startswith("experiment="))
     assert experiments.startswith(first_groups)
     assert ("mnist_bald_b1" in experiments) == has_table1
-    assert "rmnist_random" in experiments  # the figure groups are always there
+    assert "rmnist_random" in experiments  # the figure groups are always there (configs/figures.yaml)
+    assert "power_bald" not in experiments  # beyond the paper: only with --beyond
     seeds = next(part for part in out.split() if part.startswith("seed=")).removeprefix("seed=").split(",")
     assert len(seeds) == (6 if "paper" in argv else 3)  # the profile's seeds
+
+
+def test_reproduce_beyond_adds_the_powerbald_groups():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts/reproduce.py"), "--profile", "quick", "--beyond", "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    experiments = next(part for part in out.split() if part.startswith("experiment=")).split("=")[1].split(",")
+    assert {"emnist_power_bald", "rmnist_power_bald", "rmnist_batchbald"} <= set(experiments)
+    assert len(experiments) == len(set(experiments))  # shared members run once
 
 
 def test_reproduce_without_a_profile_picks_by_hardware():

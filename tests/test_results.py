@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from batchbald import checks, curves, paper_numbers
+from batchbald import figure_groups as FG
 from batchbald import results as R
 
 INF = math.inf
@@ -221,23 +223,23 @@ def make_profile(
 def test_trial_mark_is_size_minus_b():
     sizes = [20, 30, 40, 50, 60]
     accs = [0.6, 0.8, 0.89, 0.91, 0.95]
-    assert R.trial_mark(sizes, accs, 0.90, 10) == 40  # first eval >= 0.9 at 50 -> 50 - 10
-    assert R.trial_mark(sizes, accs, 0.95, 10) == 50  # equality counts
-    assert R.trial_mark(sizes, accs, 0.80, 10) == 20
-    assert R.trial_mark(sizes, accs, 0.96, 10) == INF
-    assert R.trial_mark(sizes, accs, 0.50, 10) == 10  # already at the first evaluation: 20 - b
+    assert curves.trial_mark(sizes, accs, 0.90, 10) == 40  # first eval >= 0.9 at 50 -> 50 - 10
+    assert curves.trial_mark(sizes, accs, 0.95, 10) == 50  # equality counts
+    assert curves.trial_mark(sizes, accs, 0.80, 10) == 20
+    assert curves.trial_mark(sizes, accs, 0.96, 10) == INF
+    assert curves.trial_mark(sizes, accs, 0.50, 10) == 10  # already at the first evaluation: 20 - b
     # EMNIST: 0-based sizes, b=5
-    assert R.trial_mark([0, 5, 10, 15], [0.02, 0.1, 0.3, 0.4], 0.3, 5) == 5
+    assert curves.trial_mark([0, 5, 10, 15], [0.02, 0.1, 0.3, 0.4], 0.3, 5) == 5
     # order of the input does not matter
-    assert R.trial_mark(sizes[::-1], accs[::-1], 0.90, 10) == 40
+    assert curves.trial_mark(sizes[::-1], accs[::-1], 0.90, 10) == 40
 
 
 def test_expand_per_point_assigns_each_evaluation_back_to_the_previous_one():
-    points, values = R.expand_per_point([20, 30, 40], [0.5, 0.7, 0.9], 10)
+    points, values = curves.expand_per_point([20, 30, 40], [0.5, 0.7, 0.9], 10)
     assert points.tolist() == list(range(11, 41))
     assert values.tolist() == [0.5] * 10 + [0.7] * 10 + [0.9] * 10
     with pytest.raises(ValueError):
-        R.expand_per_point([20, 20], [0.5, 0.6], 10)
+        curves.expand_per_point([20, 20], [0.5, 0.6], 10)
 
 
 def _trial_reaching(mark: float, b: int = 10, threshold: float = 0.9):
@@ -248,7 +250,7 @@ def _trial_reaching(mark: float, b: int = 10, threshold: float = 0.9):
 
 def test_points_to_threshold_nearest_percentile_and_inf():
     marks = [250, 290, 260, INF, 280, INF]
-    result = R.points_to_threshold([_trial_reaching(m) for m in marks], 0.9, 10)
+    result = curves.points_to_threshold([_trial_reaching(m) for m in marks], 0.9, 10)
     # sorted: 250 260 280 290 inf inf; nearest: index 1.25 -> 1, 2.5 -> 2, 3.75 -> 4
     assert (result.q25, result.median, result.q75) == (260, 280, INF)  # App. D, BALD 2 reps, 90%
     assert result.n_trials == 6
@@ -263,29 +265,31 @@ def test_points_to_threshold_reproduces_table1_batchbald_row():
         sizes = list(range(20, 301, 10))
         accs = [0.80 if s < m90 + 10 else (0.92 if s < m95 + 10 else 0.955) for s in sizes]
         trials.append((sizes, accs))
-    r90 = R.points_to_threshold(trials, 0.90, 10)
-    r95 = R.points_to_threshold(trials, 0.95, 10)
-    assert (r90.q25, r90.median, r90.q75) == R.PAPER_MARKS["mnist_batchbald_b10"][0.90]
-    assert (r95.q25, r95.median, r95.q75) == R.PAPER_MARKS["mnist_batchbald_b10"][0.95]
+    r90 = curves.points_to_threshold(trials, 0.90, 10)
+    r95 = curves.points_to_threshold(trials, 0.95, 10)
+    assert (r90.q25, r90.median, r90.q75) == paper_numbers.PAPER_MARKS["mnist_batchbald_b10"][0.90]
+    assert (r95.q25, r95.median, r95.q75) == paper_numbers.PAPER_MARKS["mnist_batchbald_b10"][0.95]
 
 
 def test_points_to_threshold_all_never_and_empty():
-    result = R.points_to_threshold([_trial_reaching(INF)] * 3, 0.9, 10)
+    result = curves.points_to_threshold([_trial_reaching(INF)] * 3, 0.9, 10)
     assert (result.q25, result.median, result.q75) == (INF, INF, INF)
-    empty = R.points_to_threshold([], 0.9, 10)
+    empty = curves.points_to_threshold([], 0.9, 10)
     assert empty.n_trials == 0 and math.isnan(empty.median)
     with pytest.raises(ValueError):
-        R.points_to_threshold([([20], [0.5])], 0.9)  # no batch size
+        curves.points_to_threshold([([20], [0.5])], 0.9)  # no batch size
 
 
 def test_paper_reference_data_is_consistent():
-    for group in R.GROUPS:
+    for group in FG.GROUPS:
+        if group.run == "beyond":  # experiments beyond the paper have no paper numbers
+            continue
         for experiment, _ in group.members:
-            assert experiment in R.PAPER_ROWS
+            assert experiment in paper_numbers.PAPER_ROWS
             for t in group.thresholds:
-                assert t in R.PAPER_MARKS[experiment], (experiment, t)
-    assert R.PAPER_MARKS["rmnist_rep4_bald"][0.90] == (240, 300, INF)
-    assert R.PAPER_ACCURACY["emnist_batchbald"].final[1] == 0.517
+                assert t in paper_numbers.PAPER_MARKS[experiment], (experiment, t)
+    assert paper_numbers.PAPER_MARKS["rmnist_rep4_bald"][0.90] == (240, 300, INF)
+    assert paper_numbers.PAPER_ACCURACY["emnist_batchbald"].final[1] == 0.517
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -363,10 +367,10 @@ def test_points_to_threshold_from_frame_and_unfinished_runs(tmp_path):
     sizes, accs = _trial_reaching(INF)
     write_run(tmp_path, profile="quick", experiment="x", seed=9, sizes=sizes[:5], accuracies=accs[:5], status="running")
     df = R.load_runs(tmp_path)
-    marks, left_out = R.experiment_marks(df, "x", 0.9)
+    marks, left_out = curves.experiment_marks(df, "x", 0.9)
     assert (marks.q25, marks.median, marks.q75, marks.n_trials, left_out) == (100, 120, 140, 3, 1)
     # counting the running run as never reached would change the result
-    assert R.points_to_threshold(df, 0.9).n_trials == 4
+    assert curves.points_to_threshold(df, 0.9).n_trials == 4
 
 
 def test_write_tables(tmp_path):
@@ -419,7 +423,7 @@ def test_accuracy_curves_pads_early_stopped_runs():
             ([20, 30, 40, 50], [0.4, 0.5, 0.6, 0.9]),
         ]
     )
-    c = R.accuracy_curves(df, "e")
+    c = curves.accuracy_curves(df, "e")
     assert c["labelled_size"].tolist() == [20, 30, 40, 50]
     assert c["median"].tolist() == pytest.approx([0.5, 0.6, 0.7, 0.9])  # padded 0.96 counts at 40 and 50
     assert c["n_trials"].tolist() == [3, 3, 3, 3]
@@ -429,7 +433,7 @@ def test_accuracy_curves_pads_early_stopped_runs():
 
 def test_accuracy_curves_does_not_pad_running_runs():
     df = _frame([([20, 30, 40], [0.5, 0.6, 0.7]), ([20], [0.9])], status={1: "running"})
-    c = R.accuracy_curves(df, "e")
+    c = curves.accuracy_curves(df, "e")
     assert c["n_trials"].tolist() == [2, 1, 1]
     assert c["median"].tolist() == pytest.approx([0.7, 0.6, 0.7])
 
@@ -437,8 +441,8 @@ def test_accuracy_curves_does_not_pad_running_runs():
 def test_accuracy_curves_needs_one_profile():
     df = pd.concat([_frame([([20], [0.5])]), _frame([([20], [0.7])]).assign(profile="q", run_dir="x")])
     with pytest.raises(ValueError):
-        R.accuracy_curves(df, "e")
-    assert R.accuracy_curves(df, "e", profile="q")["median"].tolist() == [0.7]
+        curves.accuracy_curves(df, "e")
+    assert curves.accuracy_curves(df, "e", profile="q")["median"].tolist() == [0.7]
 
 
 def test_label_entropy_steps_natural_log():
@@ -450,22 +454,51 @@ def test_label_entropy_steps_natural_log():
             "label_entropy": [9.0, 9.0, 9.0],
         }
     )
-    steps, ent = R.run_label_steps(run, 4)
+    steps, ent = curves.run_label_steps(run, 4)
     assert steps.tolist() == [1, 2]
     assert ent.tolist() == pytest.approx([math.log(2), math.log(4)])
-    assert R.run_label_counts(run, 5).tolist() == [1, 1, 1, 1, 0]
+    assert curves.run_label_counts(run, 5).tolist() == [1, 1, 1, 1, 0]
 
 
 # ------------------------------------------------------------------------------------------ acceptance
 
 
 def _verdicts(df):
-    return {c.key: c.passed for c in R.acceptance_checks(df)}
+    return {c.key: c.passed for c in checks.acceptance_checks(df)}
 
 
 def test_acceptance_when_batchbald_is_better(tmp_path):
-    df = R.load_runs(make_profile(tmp_path))
+    df = R.load_runs(make_profile(tmp_path, seeds=(1, 2, 3, 4, 5, 6)))
     assert _verdicts(df) == {"a": True, "b": True, "c": True, "d": True}
+    found = {c.key: c for c in checks.acceptance_checks(df)}
+    assert found["a"].verdict == "holds" and "per-seed differences (BatchBALD − BALD) 1: " in found["a"].detail
+    assert "95% bootstrap interval" in found["c"].detail
+
+
+def test_acceptance_with_three_seeds_is_not_a_verdict(tmp_path):
+    """Three seeds in the paper's direction: same direction, but never 'holds' (too few pairs to tell)."""
+    found = {c.key: c for c in checks.acceptance_checks(R.load_runs(make_profile(tmp_path)))}
+    assert all(c.passed is None for c in found.values())
+    assert found["a"].verdict == "same direction, too few seeds to tell (n=3 < 5)"
+
+
+def test_paired_differences_and_bootstrap():
+    first = {s: (float(v), False) for s, v in zip(range(1, 7), (10, 20, 30, 40, 50, 60))}
+    second = {s: (float(v), False) for s, v in zip(range(1, 8), (15, 26, 33, 47, 52, 69, 0))}  # seed 7 unpaired
+    p = checks.paired(first, second)
+    assert p.seeds == (1, 2, 3, 4, 5, 6) and p.diffs == (-5, -6, -3, -7, -2, -9)
+    assert p.mean == pytest.approx(-32 / 6) and -9 <= p.low < p.mean < p.high <= -2
+    # the interval is the 2.5/97.5 percentiles of resampled means: reproduce it by brute force
+    rng = np.random.default_rng(0)
+    diffs = np.array(p.diffs)
+    means = diffs[rng.integers(0, 6, size=(checks.BOOTSTRAP_RESAMPLES, 6))].mean(axis=1)
+    assert (p.low, p.high) == tuple(np.percentile(means, [2.5, 97.5]))
+    assert checks.verdict(p, paper_sign=-1) == (True, "holds")
+    assert checks.verdict(p, paper_sign=1) == (False, "does not hold")
+    mixed = checks.paired(first, {s: (v + (12 if s % 2 else -12), c) for s, (v, c) in first.items()})
+    assert mixed.low < 0 < mixed.high or mixed.mean == 0
+    assert checks.verdict(mixed, paper_sign=-1)[0] in (None, False)
+    assert checks.verdict(checks.paired({}, second), paper_sign=1) == (None, "no paired seeds")
 
 
 def test_acceptance_when_batchbald_is_worse(tmp_path):
@@ -487,22 +520,22 @@ def test_acceptance_with_missing_runs(tmp_path):
             ),
         )
     )
-    checks = {c.key: c for c in R.acceptance_checks(df)}
-    assert checks["a"].passed is None and "rmnist_batchbald" in checks["a"].detail
-    assert checks["b"].passed is None
-    assert checks["c"].passed is None and "emnist_bald" in checks["c"].detail
-    assert checks["d"].passed is None and "mnist_bald_b10" in checks["d"].detail
+    found = {c.key: c for c in checks.acceptance_checks(df)}
+    assert found["a"].passed is None and "rmnist_batchbald" in found["a"].detail
+    assert found["b"].passed is None
+    assert found["c"].passed is None and "emnist_bald" in found["c"].detail
+    assert found["d"].passed is None and "mnist_bald_b10" in found["d"].detail
 
 
 def test_threshold_and_accuracy_tables(tmp_path):
     df = R.load_runs(make_profile(tmp_path, seeds=(1,)))
-    th = R.threshold_table(df)
+    th = checks.threshold_table(df)
     row = th[(th["experiment"] == "rmnist_batchbald") & (th["threshold"] == 0.9)].iloc[0]
     sizes = list(range(20, 301, 10))
-    expected = R.trial_mark(sizes, curve(sizes, 45 * 1.05), 0.9, 10)
+    expected = curves.trial_mark(sizes, curve(sizes, 45 * 1.05), 0.9, 10)
     assert row["median"] == expected and (row["paper_median"], row["n_trials"]) == (120, 1)
     assert "emnist_bald" not in set(th["experiment"])
-    acc = R.accuracy_table(df)
+    acc = checks.accuracy_table(df)
     final = acc[(acc["experiment"] == "emnist_bald") & (acc["at"] == "final")].iloc[0]
     assert (final["labelled_size"], final["paper_median"], final["paper_size"]) == (95, 0.453, 295)
     at200 = acc[(acc["experiment"] == "emnist_bald") & (acc["at"] == "200")].iloc[0]
