@@ -10,7 +10,7 @@ ARGS ?=
 RUNS ?= results/runs
 
 .PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard \
-	device-wheels device-check slurm-start slurm-stop clean
+	device-wheels device-check slurm-start slurm-stop verify clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ figures: install
 
 reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,)
+
+# Rerun the first rounds of a committed run and check they are identical (RUN=<run dir>, ROUNDS=3).
+verify: install data
+	$(PY) scripts/verify.py $(if $(RUN),--run $(RUN),) --rounds $(or $(ROUNDS),3) --data-root $(DATA)
 
 # Retrain on the paper's logged labelled sets (../shared/paper/official_logs or $$BATCHBALD_OFFICIAL_LOGS) and compare.
 replay: install data
