@@ -85,6 +85,10 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class AcquisitionError(RuntimeError):
+    """A round's acquisition failed on its inputs (e.g. a model that diverged to NaN); earlier rounds are saved."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint cannot be resumed here (the message says why and what to do)."""
 
@@ -206,9 +210,15 @@ def run_loop(
         reached = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
         picked, scores, score_s, select_s = [], [], 0.0, 0.0
         if n_acquire > 0 and not reached:
-            picked, scores, score_s, select_s = _acquire(
-                trained.model, train_x, state.pool, n_acquire, cfg, device, _round_seed(cfg.seed, r, 3)
-            )
+            try:
+                picked, scores, score_s, select_s = _acquire(
+                    trained.model, train_x, state.pool, n_acquire, cfg, device, _round_seed(cfg.seed, r, 3)
+                )
+            except ValueError as e:  # select's input and output checks: one line, the finished rounds stay
+                raise AcquisitionError(
+                    f"round {r}: acquisition failed: {str(e).rstrip('.')}; the {len(state.rounds)} finished round(s) "
+                    "are saved in rounds.csv"
+                ) from None
             picked_set = set(picked)
             state.pool = [i for i in state.pool if i not in picked_set]
             state.labelled += picked

@@ -244,5 +244,5 @@ def _start_wandb(out_dir: Path, config: dict, wandb_cfg: dict):
         run.define_metric("*", step_metric="labelled_size")
         return run
     except Exception as e:  # noqa: BLE001 - a wandb failure never stops a run
-        warnings.warn(f"wandb could not start ({e}); continuing without it")
+        warnings.warn(f"wandb could not start ({' '.join(str(e).split())}); continuing without it")
         return None

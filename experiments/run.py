@@ -60,6 +60,40 @@ def _lock_run_dir(out_dir: Path) -> None:
     _LOCKS.append(handle)
 
 
+def _read_run_json(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        return meta
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"{path} is damaged ({type(e).__name__}: {str(e)[:80]}); rounds.csv keeps the finished rounds: delete "
+            "run.json to resume from the checkpoint"
+        ) from None
+
+
+def _check_command_line(argv: list[str]) -> str | None:
+    """What is wrong with the command line before Hydra composes it (None if nothing): config group options that do
+    not exist and output directories that cannot be created. Hydra's own messages for these are several lines."""
+    configs = REPO / "configs"
+    for arg in argv:
+        key, eq, value = arg.lstrip("+~").partition("=")
+        if not eq or "(" in value or "$" in value:  # sweeps like range(...), interpolations: left to Hydra
+            continue
+        if (configs / key).is_dir() and key != "hydra":
+            options = sorted(p.stem for p in (configs / key).glob("*.yaml"))
+            for option in filter(None, value.split(",")):
+                if option != "null" and option not in options:
+                    return f"{key}={option} is not a config in configs/{key}/; choose one of {', '.join(options)}"
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            path = Path(value).absolute()
+            existing = next(p for p in (path, *path.parents) if p.exists())
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                return f"{key}={value}: cannot create a directory there ({existing} is not a writable directory)"
+    return None
+
+
 def _job_index() -> int:
     """This job's number in a multirun (0 for a single run): spreads local jobs over the GPUs of a box."""
     try:
@@ -111,7 +145,7 @@ def _check_model(config: dict, factory, dataset) -> None:
 def run(cfg: DictConfig) -> float | None:
     import torch
 
-    from batchbald.loop import CheckpointError, LoopConfig, run_loop
+    from batchbald.loop import AcquisitionError, CheckpointError, LoopConfig, run_loop
     from batchbald.tracking import RunRecorder
     from batchbald.train import TrainConfig, resolve_device
 
@@ -132,7 +166,7 @@ def run(cfg: DictConfig) -> float | None:
 
     _lock_run_dir(out_dir)
     run_json = out_dir / "run.json"
-    if run_json.exists() and json.loads(run_json.read_text()).get("status") == "finished":
+    if run_json.exists() and _read_run_json(run_json).get("status") == "finished":
         print(f"{out_dir}: already finished, nothing to do")
         return None
 
@@ -199,7 +233,7 @@ def run(cfg: DictConfig) -> float | None:
             fingerprint=fingerprint(config),
             on_round=on_round,
         )
-    except CheckpointError as e:
+    except (CheckpointError, AcquisitionError) as e:
         recorder.finish("failed")
         raise ConfigError(str(e)) from None
     except BaseException:
@@ -220,4 +254,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    problem = _check_command_line(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
