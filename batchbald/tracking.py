@@ -145,6 +145,7 @@ class RunRecorder:
         }
         write_json_atomic(self.run_json, self.meta)
         self._wandb = _start_wandb(out_dir, config, wandb_cfg)
+        self._wandb_last_round = -1  # rounds up to this one went to wandb in this process
 
     def log_round(self, records: list[RoundRecord], *, to_wandb: bool = True) -> None:
         tmp = self.out_dir / "rounds.csv.tmp"
@@ -152,8 +153,13 @@ class RunRecorder:
         os.replace(tmp, self.out_dir / "rounds.csv")
         self.meta["elapsed_seconds"] = self._elapsed_before + time.perf_counter() - self._t0
         write_json_atomic(self.run_json, self.meta)
-        if to_wandb and self._wandb is not None:
-            self._wandb_log(records[-1])
+        if to_wandb:
+            # every round this process has not logged yet: after a resume that includes the rounds of the killed
+            # session, whose wandb writer may not have flushed them (wandb keeps one record per step)
+            for record in records:
+                if record.round > self._wandb_last_round and self._wandb is not None:
+                    self._wandb_log(record)
+                    self._wandb_last_round = record.round
 
     def finish(self, status: str) -> None:
         self.meta.update(

@@ -156,6 +156,43 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
     assert json.loads((out / "run.json").read_text())["resumed_at"]
 
 
+def test_killed_and_resumed_run_continues_its_wandb_history(root, tmp_path):
+    """Kill a run with offline wandb mid-run and resume it: one wandb run id, history steps in order, none twice,
+    and together they hold every round of rounds.csv (a round is checkpointed before it is logged)."""
+    out = tmp_path / "killed"
+    args = tiny(root, "budget=27", "wandb.mode=offline", f"hydra.run.dir={out}")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "run.py"), *args],
+        cwd=REPO,
+        env={**os.environ, "WANDB_SILENT": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "rounds.csv").exists() and len(pd.read_csv(out / "rounds.csv")) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(pd.read_csv(out / "rounds.csv"))
+    assert killed_at < 10, "the run finished before it could be killed"
+    resumed = run(args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logs = sorted((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    run_id = (out / "wandb_id.txt").read_text().strip()
+    assert len(logs) == 2 and all(log.name == f"run-{run_id}.wandb" for log in logs)  # one run, two sessions
+    rounds = pd.read_csv(out / "rounds.csv").set_index("round")
+    for i, log in enumerate(logs):
+        history = [r["history"]["item"] for r in wandb_records(log) if r["type"] == "history"]
+        steps = [h["_step"] for h in history]
+        assert steps == sorted(set(steps)), steps  # in order, no step twice
+        assert [h["labelled_size"] for h in history] == rounds.loc[steps, "labelled_size"].tolist()
+        assert [round(h["test_accuracy"], 6) for h in history] == [
+            round(a, 6) for a in rounds.loc[steps, "test_accuracy"]
+        ]
+        if i == len(logs) - 1:  # the resumed session holds every round, those of the killed session included
+            assert steps == list(rounds.index), steps
+
+
 def test_damaged_checkpoint_is_one_line_and_keeps_the_rounds(root, tmp_path):
     out = tmp_path / "damaged"
     args = tiny(root, "budget=27", "wandb.mode=disabled", f"hydra.run.dir={out}")
