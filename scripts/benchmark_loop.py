@@ -3,8 +3,9 @@
     python scripts/benchmark_loop.py --scoring-only   # MC-dropout scoring, ours vs the plain K-pass: a few minutes
     python scripts/benchmark_loop.py                  # + one paper-settings round per dataset (train/score/select/eval)
 
-Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs,
-same weights and masks, K=10 and 100, both CNNs; medians of interleaved repeats; the reference runs with its
+Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs
+already on the device, same weights and masks, K=10 and 100, both CNNs; inputs doubled until one call of ours takes
+0.25 s; medians of 7 interleaved repeats; the reference runs with its
 fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
 (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
 """
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -43,6 +45,10 @@ SCORING_CASES = [
     ("emnist_cnn", 47, 100, 64),
 ]  # model, classes, K, images
 REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
+# Scoring inputs are doubled from the case's size until one call of ours takes this long (timer noise and short
+# background bursts then move a median by well under 10%), up to MAX_IMAGES.
+MIN_CALL_SECONDS = 0.25
+MAX_IMAGES = 1 << 16
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
 ROUNDS = [
@@ -93,11 +99,20 @@ def measured(fn, *args) -> dict:
     return {**row, "foreign": meter.foreign}
 
 
-def bench_scoring(name, num_classes, k, n, repeats, device) -> dict:
+def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = True) -> dict:
+    """Ours vs the reference on n random images already on the device (as the loop keeps the pool there)."""
     torch.manual_seed(0)
     model = build_model(name, num_classes).to(device).eval()
-    x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
     masks = draw_masks(model, k, torch.Generator().manual_seed(0))
+
+    def inputs(n):
+        return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+
+    x = inputs(n)
+    mc_log_probs(model, x, masks)  # warm-up
+    while calibrate and n < MAX_IMAGES and timed(lambda: mc_log_probs(model, x, masks), device) < MIN_CALL_SECONDS:
+        n *= 2
+        x = inputs(n)
 
     def ours():
         return mc_log_probs(model, x, masks)
@@ -172,10 +187,13 @@ def bench_round(spec, root, device, smoke) -> dict:
     if smoke:
         train_kwargs = dict(epoch_samples=256, max_epochs=2)
     splits = make_splits(ds, initial=initial, validation_size=validation, seed=0)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device).manual_seed(0)  # on the device, as the loop's generators
     torch.manual_seed(0)
     model = build_model(model_name, ds.num_classes).to(device)
-    tr = ds.train
+    # on the device once, outside the timings, as the loop does (no host-to-device copy inside a timed step)
+    tr = SimpleNamespace(x=ds.train.x.to(device), y=ds.train.y.to(device))
+    test_x, test_y = ds.test.x.to(device), ds.test.y.to(device)
+    sync(device)
     row = {
         "dataset": dataset,
         "model": model_name,
@@ -188,16 +206,16 @@ def bench_round(spec, root, device, smoke) -> dict:
     start = time.perf_counter()
     result = train_model(
         model,
-        tr.x[splits.initial],
-        tr.y[splits.initial],
-        tr.x[splits.validation],
-        tr.y[splits.validation],
+        tr.x[torch.tensor(splits.initial, device=device)],
+        tr.y[torch.tensor(splits.initial, device=device)],
+        tr.x[torch.tensor(splits.validation, device=device)],
+        tr.y[torch.tensor(splits.validation, device=device)],
         TrainConfig(**train_kwargs),
         generator=g,
     )
     sync(device)
     row["train_s"], row["epochs"] = time.perf_counter() - start, result.epochs
-    pool_x = tr.x[torch.tensor(splits.pool)]
+    pool_x = tr.x[torch.tensor(splits.pool, device=device)]
     masks = draw_masks(model, k, g)
     row["score_s"] = timed(lambda: row.__setitem__("log_probs", mc_log_probs(model, pool_x, masks)), device)
     try:
@@ -210,9 +228,7 @@ def bench_round(spec, root, device, smoke) -> dict:
         row["select_s"] = timed(lambda: select("batchbald", log_probs, b, seed=0), device)
     del row["log_probs"]
     eval_result = {}
-    row["eval_s"] = timed(
-        lambda: eval_result.update(vars(evaluate(model, ds.test.x, ds.test.y, k=k, generator=g))), device
-    )
+    row["eval_s"] = timed(lambda: eval_result.update(vars(evaluate(model, test_x, test_y, k=k, generator=g))), device)
     row["test_accuracy"] = eval_result["accuracy"]
     row["note"] = "; ".join(notes)
     return row
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results/benchmarks/loop.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per scoring case")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per scoring case")
     parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
     args = parser.parse_args(argv)
@@ -319,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     scoring = []
     cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
     for name, classes, k, n in cases:
-        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device)
+        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device, not args.smoke)
         scoring.append(r)
         print(
             f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
