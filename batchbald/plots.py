@@ -194,7 +194,12 @@ def fig14_label_entropy(df: pd.DataFrame, group: FG.RunGroup | None = None, titl
 
 
 def fig15_label_histograms(
-    df: pd.DataFrame, *, seed: int | None = None, classes: list[str] | None = None
+    df: pd.DataFrame,
+    *,
+    seed: int | None = None,
+    classes: list[str] | None = None,
+    group: FG.RunGroup | None = None,
+    title: str = "Fig 15",
 ) -> Figure | None:
     """Fig 15: per method, counts of acquired labels of ONE trial, classes sorted by count.
 
@@ -202,7 +207,7 @@ def fig15_label_histograms(
     how many points). The less-acquired half of the classes is drawn opaque, the rest faded, as in the paper.
     ``classes`` (display characters) label the x ticks when given.
     """
-    group = FG.GROUPS_BY_KEY["emnist"]
+    group = group or FG.GROUPS_BY_KEY["emnist"]
     present = list(R.iter_group_frames(df, group))
     if not present:
         return None
@@ -232,7 +237,7 @@ def fig15_label_histograms(
             ax.grid(axis="x", visible=False)
         axes[-1].set_xlabel("Label (sorted by count)")
         fig.suptitle(
-            f"Fig 15: acquired labels of one trial per method\n{dataset}, {_profile_of(df)} profile", fontsize=10
+            f"{title}: acquired labels of one trial per method\n{dataset}, {_profile_of(df)} profile", fontsize=10
         )
         _missing_note(fig, group, {e for e, _, _ in present})
         fig.tight_layout(rect=(0, 0.03, 1, 1))
@@ -283,8 +288,9 @@ PAPER_FIGURE_GROUPS = ("fig10_rmnist_repetitions", "fig11_rmnist_others", "emnis
 
 
 def group_figures(df: pd.DataFrame, groups, out_dir: str | Path) -> dict[str, list[Path]]:
-    """One accuracy figure (``group_<key>``) per group that is not one of the paper's figures and has runs, plus
-    the acquired-label entropy (``group_<key>_label_entropy``) for EMNIST groups. Returns name -> paths."""
+    """Per group that is not one of the paper's figures and has runs: accuracy (``group_<key>``), acquired labels
+    of one trial per method (``group_<key>_labels``), and for EMNIST groups the acquired-label entropy
+    (``group_<key>_label_entropy``). Returns name -> paths."""
     out = {}
     for group in groups:
         if group.key in PAPER_FIGURE_GROUPS or not list(R.iter_group_frames(df, group)):
@@ -294,6 +300,8 @@ def group_figures(df: pd.DataFrame, groups, out_dir: str | Path) -> dict[str, li
         chance = 1.0 / _num_classes(rows) if emnist else None
         fig = _accuracy_figure(df, group, group.title, ylim_bottom=chance)
         out[f"group_{group.key}"] = save_figure(fig, out_dir, f"group_{group.key}")
+        fig = fig15_label_histograms(df, group=group, title=group.title)
+        out[f"group_{group.key}_labels"] = save_figure(fig, out_dir, f"group_{group.key}_labels")
         if emnist:
             fig = fig14_label_entropy(df, group, title=group.title)
             out[f"group_{group.key}_label_entropy"] = save_figure(fig, out_dir, f"group_{group.key}_label_entropy")

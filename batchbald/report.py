@@ -288,7 +288,9 @@ def profile_section(
     for key, paths in figures.items():
         if key.startswith("group_") and isinstance(paths, list):
             png = next(p for p in paths if str(p).endswith(".png"))
-            title = titles.get(key) or titles.get(key.removesuffix("_label_entropy"), key) + " (acquired-label entropy)"
+            base = key.removesuffix("_label_entropy").removesuffix("_labels")
+            what = {"_labels": " (acquired labels, one trial)", "_label_entropy": " (acquired-label entropy)"}
+            title = titles.get(key) or titles.get(base, base) + what[key[len(base) :]]
             lines += [f"**{title}**", "", f"![{title}]({os.path.relpath(png, report_dir)})", ""]
     return lines
 

@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--figures", type=Path, default=FG.DEFAULT_FILE, help="figure groups (default configs/figures.yaml)"
     )
+    parser.add_argument(
+        "--group-by",
+        default="experiment",
+        help="one curve per value of this run key instead of per experiment (acquisition, batch_size, mc_samples, "
+        "num_samples, repetitions, dataset, ...: a column of the runs table)",
+    )
     parser.add_argument("--report", type=Path, default=None, help="report path (default <results>/REPORT.md)")
     parser.add_argument("--seed", type=int, default=None, help="trial shown in fig15 (default: lowest seed)")
     parser.add_argument("--no-examples", action="store_true", help="skip fig12 (no data loading)")
@@ -82,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.report or args.results_dir / "REPORT.md"
 
     df = R.load_runs(args.runs)
+    if args.group_by != "experiment" and len(df):
+        if args.group_by not in df.columns or args.group_by in ("run_dir", "round"):
+            keys = ", ".join(c for c in R.META_COLUMNS if c not in ("experiment", "run_dir"))
+            print(f"error: --group-by {args.group_by!r} is not a run key; choose one of {keys}", file=sys.stderr)
+            return 2
+        df = df.assign(experiment=[f"{args.group_by}={v}" for v in df[args.group_by]])
     try:
         groups = FG.load_groups(args.figures)
     except FG.FigureConfigError as e:
