@@ -63,9 +63,12 @@ replay: install data
 wandb-sync: install
 	$(PY) scripts/wandb_sync.py --runs $(RUNS)
 
-# Terminal dashboard over the local (offline) wandb runs under $(RUNS): wandb's LEET, no login needed.
+# Terminal dashboard over the local (offline) wandb runs under $(RUNS): wandb's LEET, no login needed. LEET reads one
+# wandb directory, so .dashboard/ links every run's offline-run-* directory into one.
 dashboard: install
-	$(VENV)/bin/wandb leet $(RUNS)
+	rm -rf .dashboard && mkdir .dashboard
+	find $(abspath $(RUNS)) -type d -name 'offline-run-*' -path '*/wandb/*' -exec ln -s {} .dashboard/ \;
+	$(VENV)/bin/wandb leet .dashboard
 
 # The GPU check (README "GPU check"): wheels made here, the check run on a lent GPU machine as one command.
 device-wheels: install
