@@ -81,7 +81,7 @@ def _check_command_line(argv: list[str]) -> str | None:
         key, eq, value = arg.lstrip("+~").partition("=")
         if not eq or "(" in value or "$" in value:  # sweeps like range(...), interpolations: left to Hydra
             continue
-        if (configs / key).is_dir() and key != "hydra":
+        if (configs / key).is_dir() and not key.startswith("hydra"):  # hydra/launcher: plugins add options
             options = sorted(p.stem for p in (configs / key).glob("*.yaml"))
             for option in filter(None, value.split(",")):
                 if option != "null" and option not in options:
