@@ -86,8 +86,8 @@ def hardware_text(info: dict) -> str:
     return f"{hardware} ({devices})" if devices else hardware
 
 
-def label_of(experiment: str) -> str:
-    for group in FG.GROUPS:
+def label_of(experiment: str, groups=FG.GROUPS) -> str:
+    for group in groups:
         for name, label in group.members:
             if name == experiment:
                 return f"{label} (`{experiment}`)"
@@ -134,7 +134,7 @@ def profile_section(
         info = infos[e]
         rows.append(
             [
-                label_of(e),
+                label_of(e, groups),
                 trials_text(info),
                 ", ".join(map(str, info["seeds"])),
                 first["dataset_description"],
@@ -168,7 +168,7 @@ def profile_section(
         header += ["hardware", "compute"]
         rows = []
         for e in names:
-            row = [label_of(e), None]
+            row = [label_of(e, groups), None]
             n = set()
             for t in group.thresholds:
                 hit = thresholds[(thresholds["experiment"] == e) & (thresholds["threshold"] == t)]
@@ -203,7 +203,7 @@ def profile_section(
             for _, h in thresholds[thresholds["experiment"] == e].iterrows():
                 rows.append(
                     [
-                        label_of(e),
+                        label_of(e, groups),
                         f"{h['threshold']:.0%}",
                         int(h["n_trials"]),
                         fmt_quartiles(h["q25"], h["median"], h["q75"]),
@@ -228,7 +228,7 @@ def profile_section(
         part = accuracy[accuracy["experiment"] == e].set_index("at")
         if part.empty:
             continue
-        row = [label_of(e), trials_text(infos[e])]
+        row = [label_of(e, groups), trials_text(infos[e])]
         for at in ("100", "200", "final"):
             a = part.loc[at]
             if a["labelled_size"] is None or pd.isna(a["labelled_size"]):
@@ -248,7 +248,7 @@ def profile_section(
     ) + [""]
     if "emnist_batchbald" in infos or "emnist_bald" in infos:
         ent_rows = []
-        for e, _ in FG.GROUPS_BY_KEY["emnist"].members:
+        for e, _ in next((g for g in groups if g.key == "emnist"), FG.GROUPS_BY_KEY["emnist"]).members:
             if e not in infos:
                 continue
             curve = curves.label_entropy_curves(df, e)
@@ -257,7 +257,7 @@ def profile_section(
             last = curve.iloc[-1]
             ent_rows.append(
                 [
-                    label_of(e),
+                    label_of(e, groups),
                     trials_text(infos[e]),
                     f"{last['median']:.3f} ({last['q25']:.3f}–{last['q75']:.3f}) @step {int(last['step'])}",
                     f"{paper_numbers.PAPER_FINAL_LABEL_ENTROPY.get(e, math.nan):.2f} @step 60",

@@ -32,13 +32,6 @@ NAN_SCORES = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_emnist_split(root, "tiny", n_train=400, n_test=60, num_classes=4)
-    return root
-
-
 def _one_error_line(proc) -> str:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

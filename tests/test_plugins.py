@@ -15,7 +15,6 @@ from batchbald.acquisition import AcquisitionBatch, acquisition_kind, bald_score
 from batchbald.generic_mc import draw_generic_masks, generic_log_probs
 from batchbald.models import DropoutMasks, MnistCNN, forward_masked, mc_log_probs
 from batchbald.plugins import check_acquisition, check_model, import_target, probe_log_probs
-from tests.fakedata import write_emnist_split
 from tests.test_driver import run, tiny
 
 PLUGINS = textwrap.dedent(
@@ -78,13 +77,6 @@ def plugin_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("userpkg")
     (d / "myplugins.py").write_text(PLUGINS)
     return d
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_emnist_split(root, "tiny", n_train=400, n_test=60, num_classes=4)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import time
 import pandas as pd
 import pytest
 
-from tests.fakedata import write_emnist_split
 from tests.test_driver import REPO, run, tiny, without_times
 
 
@@ -27,7 +26,8 @@ def _cluster_state() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_cluster_state() is not None, reason=str(_cluster_state()))]
+_WHY_NOT = _cluster_state()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))]
 
 SLURM = [
     "hydra/launcher=slurm",
@@ -37,13 +37,6 @@ SLURM = [
     "hydra.launcher.mem_gb=1",
     "hydra.launcher.timeout_min=20",
 ]
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_emnist_split(root, "tiny", n_train=400, n_test=60, num_classes=4)
-    return root
 
 
 def test_multirun_on_slurm_equals_local_runs(root, tmp_path):
