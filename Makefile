@@ -48,7 +48,8 @@ figures: install
 	$(PY) scripts/make_figures.py --runs $(RUNS) --data-root $(DATA)
 
 reproduce-figures: install data
-	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,)
+	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,) \
+		$(if $(SEEDS),--seeds $(SEEDS),)
 
 # Rerun the first rounds of a committed run and check they are identical (RUN=<run dir>, ROUNDS=3).
 verify: install data

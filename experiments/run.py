@@ -30,8 +30,13 @@ from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
 IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "device")
 
 
+PROFILE_BOOKKEEPING = ("seeds", "seeds_by_experiment")  # which seeds a sweep runs; no run's numerics
+
+
 def fingerprint(config: dict) -> str:
     kept = {k: v for k, v in config.items() if k not in IGNORED_FOR_RESUME}
+    if isinstance(kept.get("profile"), dict):
+        kept["profile"] = {k: v for k, v in kept["profile"].items() if k not in PROFILE_BOOKKEEPING}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -13,8 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fakedata import write_emnist_split
-
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
     "round",
@@ -32,13 +30,6 @@ COLUMNS = [
     "select_seconds",
     "eval_seconds",
 ]
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_emnist_split(root, "tiny", n_train=400, n_test=60, num_classes=4)
-    return root
 
 
 def tiny(root: Path, *extra: str) -> list[str]:
@@ -287,7 +278,7 @@ def test_missing_data_is_one_clear_message(tmp_path):
         (["--profile", "quick"], "experiment=emnist_batchbald,", False),
         (
             ["--profile", "quick", "--table1"],
-            "experiment=emnist_batchbald,emnist_bald,emnist_random,mnist_bald_b1,",
+            "experiment=emnist_batchbald,emnist_bald,emnist_random,",
             True,
         ),
         (["--profile", "paper", "--no-table1"], "experiment=emnist_batchbald,", False),
@@ -301,13 +292,69 @@ def test_reproduce_runs_table1_groups_by_profile(argv, first_groups, has_table1)
         check=True,
         timeout=120,
     ).stdout
-    experiments = next(part for part in out.split() if part.startswith("experiment="))
-    assert experiments.startswith(first_groups)
+    sweeps = _dry_run_sweeps(out)
+    first = next(part for part in out.split() if part.startswith("experiment="))
+    assert first.startswith(first_groups)
+    experiments = {e for _, exps in sweeps for e in exps}
     assert ("mnist_bald_b1" in experiments) == has_table1
     assert "rmnist_random" in experiments  # the figure groups are always there (configs/figures.yaml)
-    assert "power_bald" not in experiments  # beyond the paper: only with --beyond
-    seeds = next(part for part in out.split() if part.startswith("seed=")).removeprefix("seed=").split(",")
-    assert len(seeds) == (6 if "paper" in argv else 3)  # the profile's seeds
+    assert not any("power_bald" in e for e in experiments)  # beyond the paper: only with --beyond
+    seeds_of = {e: seeds for seeds, exps in sweeps for e in exps}
+    assert sum(len(exps) for _, exps in sweeps) == len(seeds_of)  # every experiment in one sweep only
+    if "paper" in argv:
+        assert len(sweeps) == 1 and len(sweeps[0][0]) == 6  # the paper's 6 seeds everywhere
+    else:  # the quick profile's 3 seeds, and 6 where its paired verdicts compare
+        assert seeds_of["rmnist_random"] == [1, 2, 3] and seeds_of["rmnist_rep1_bald"] == [1, 2, 3]
+        for e in ("rmnist_batchbald", "rmnist_rep2_bald", "rmnist_rep0_bald", "rmnist_rep4_bald", "emnist_bald"):
+            assert seeds_of[e] == [1, 2, 3, 4, 5, 6]
+        if has_table1:
+            assert seeds_of["mnist_bald_b10"] == [1, 2, 3, 4, 5, 6] and seeds_of["mnist_bald_b1"] == [1, 2, 3]
+
+
+def _dry_run_sweeps(out: str) -> list[tuple[list[int], list[str]]]:
+    """(seeds, experiments) of each Hydra multirun that `reproduce.py --dry-run` printed."""
+    sweeps = []
+    for line in out.splitlines():
+        parts = line.split()
+        exps = [p for p in parts if p.startswith("experiment=")]
+        if exps:
+            seeds = next(p for p in parts if p.startswith("seed=")).removeprefix("seed=").split(",")
+            sweeps.append(([int(x) for x in seeds], exps[0].removeprefix("experiment=").split(",")))
+    return sweeps
+
+
+def test_reproduce_seeds_on_the_command_line_apply_to_every_experiment():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts/reproduce.py"), "--profile", "quick", "--seeds", "7", "8", "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    sweeps = _dry_run_sweeps(out)
+    assert len(sweeps) == 1 and sweeps[0][0] == [7, 8] and "emnist_bald" in sweeps[0][1]
+
+
+def test_quick_profile_gives_every_verdict_pair_enough_seeds(tmp_path):
+    """Each experiment a paired verdict compares gets >= MIN_PAIRS seeds from the quick profile."""
+    from batchbald import checks
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from omegaconf import OmegaConf
+    from reproduce import seed_plan
+
+    profile = OmegaConf.load(REPO / "configs" / "profile" / "quick.yaml")
+    compared = [
+        "rmnist_batchbald", "rmnist_rep2_bald", "rmnist_rep0_bald", "rmnist_rep4_bald", "emnist_batchbald",
+        "emnist_bald", "mnist_batchbald_b10", "mnist_bald_b10", "rmnist_power_bald", "emnist_power_bald",
+    ]  # fmt: skip
+    plan = seed_plan(compared + ["rmnist_var_ratios"], profile, None)
+    seeds_of = {e: seeds for seeds, exps in plan for e in exps}
+    assert all(len(seeds_of[e]) >= checks.MIN_PAIRS for e in compared)
+    assert len(seeds_of["rmnist_var_ratios"]) == 3
+    bad = OmegaConf.create({"name": "x", "seeds": [1], "seeds_by_experiment": {"no_such_experiment": [1, 2]}})
+    with pytest.raises(SystemExit, match="seeds_by_experiment names no experiment: no_such_experiment"):
+        seed_plan(["rmnist_random"], bad, None)
 
 
 def test_reproduce_beyond_adds_the_powerbald_groups():
