@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batchbald.train import VALIDATION_SETS
+
 # Official log group -> (display name, which training regime its logs show, paper figures/tables it feeds).
 GROUP_INFO: dict[str, tuple[str, str, str]] = {
     "rmnist_w_noise_independent_bald_k10_b10": ("RMNIST BALD", "main", "Figs 2, 10, 11"),
@@ -57,8 +59,9 @@ class GroupSummary:
 
 
 def load_replays(root: str | Path) -> pd.DataFrame:
-    """Every replay row under root (columns as written by scripts/replay.py); empty frame when there are none."""
-    frames = [pd.read_csv(p) for p in sorted(Path(root).glob("*/*.csv"))]
+    """Every replay row under root/<validation set>/ (as written by scripts/replay.py; root/tables/ holds the derived
+    tables and is not read); empty frame when there are none."""
+    frames = [pd.read_csv(p) for rule in VALIDATION_SETS for p in sorted((Path(root) / rule).glob("*.csv"))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -170,7 +173,7 @@ def markdown_table(summaries: list[GroupSummary]) -> list[str]:
     for s in summaries:
         name, regime, feeds = GROUP_INFO.get(s.group, (s.group, "?", ""))
         lines.append(
-            f"| {name} ({feeds}) | {regime} | {s.validation_set} | {s.runs} × {s.rounds // max(s.runs, 1)} × "
+            f"| {name} ({feeds}) | {regime} | {s.validation_set} | {s.runs} × {s.rounds / max(s.runs, 1):.3g} × "
             f"{s.trials} | {s.median_diff:+.3f} [{s.diff_ci[0]:+.3f}, {s.diff_ci[1]:+.3f}] | "
             f"{s.share_higher:.0%} | {s.epochs_ours:.1f} / {s.epochs_logged:.1f} | "
             f"{s.at_min_ours:.0%} / {s.at_min_logged:.0%} | {s.nll_ours:.2f} / {s.nll_logged:.2f} | "
