@@ -4,9 +4,10 @@
     python scripts/benchmark_loop.py                  # + one paper-settings round per dataset (train/score/select/eval)
 
 Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs
-already on the device, same weights and masks, K=10 and 100, both CNNs; inputs doubled until one call of ours takes
-0.25 s; medians of 7 interleaved repeats; the reference runs with its
-fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
+already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (about 1 s per call
+of ours on a 2-core box), doubled on CUDA until one call of ours takes 1 s; 7 interleaved repeats, speedup = median of
+the paired ratios (a reference call and the call of ours right after it); the reference runs with its fastest chunk
+size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
 (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
 """
 
@@ -39,15 +40,16 @@ from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
 SCORING_CASES = [
-    ("mnist_cnn", 10, 10, 256),
-    ("mnist_cnn", 10, 100, 64),
-    ("emnist_cnn", 47, 10, 256),
-    ("emnist_cnn", 47, 100, 64),
-]  # model, classes, K, images
+    ("mnist_cnn", 10, 10, 2048),
+    ("mnist_cnn", 10, 100, 1024),
+    ("emnist_cnn", 47, 10, 2048),
+    ("emnist_cnn", 47, 100, 128),
+]  # model, classes, K, images (on CPU; the start of the doubling on CUDA)
 REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
-# Scoring inputs are doubled from the case's size until one call of ours takes this long (timer noise and short
-# background bursts then move a median by well under 10%), up to MAX_IMAGES.
-MIN_CALL_SECONDS = 0.25
+# On CUDA, scoring inputs are doubled from the case's size until one call of ours takes this long, up to MAX_IMAGES.
+# On CPU the sizes stay fixed: throughput depends on the size, so sizes chosen by timing made two runs incomparable
+# (with them, and ratios of medians, two runs on the idle 2-core box differed by up to 17%).
+MIN_CALL_SECONDS = 1.0
 MAX_IMAGES = 1 << 16
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
@@ -122,13 +124,15 @@ def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = Tr
 
     chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS})
     ours()  # warm-up
-    trial = {c: timed(lambda c=c: reference(c), device) for c in chunks}
-    chunk = min(trial, key=trial.get)
+    trial = {c: statistics.median(timed(lambda c=c: reference(c), device) for _ in range(3)) for c in chunks}
+    chunk = min(trial, key=trial.get)  # median of 3 calls each: one call flipped the choice between runs
     t_ref, t_ours = [], []
     for _ in range(repeats):  # interleaved, so both see the same background load
         t_ref.append(timed(lambda: reference(chunk), device))
         t_ours.append(timed(ours, device))
     ref_s, ours_s = statistics.median(t_ref), statistics.median(t_ours)
+    # pairs cancel the VM's speed drift over minutes (both sides' throughput moved ~15% between two runs)
+    speedup = statistics.median(r / o for r, o in zip(t_ref, t_ours))
     diff = (ours() - reference(chunk)).abs().max().item()
     return {
         "model": name,
@@ -138,7 +142,7 @@ def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = Tr
         "ours_chunk": default_scoring_batch_size(model, k),
         "ref_s": ref_s,
         "ours_s": ours_s,
-        "speedup": ref_s / ours_s,
+        "speedup": speedup,
         "ours_tput": n * k / ours_s,
         "ref_tput": n * k / ref_s,
         "max_abs_diff": diff,
@@ -265,8 +269,9 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
         "",
         "## MC-dropout scoring: `mc_log_probs` vs `forward_masked`",
         "",
-        "Same random inputs, weights and K consistent masks; median of "
-        f"{args.repeats} interleaved repeats; the reference uses its fastest chunk among "
+        "Same random inputs, weights and K consistent masks; times are medians of "
+        f"{args.repeats} interleaved repeats, the speedup is the median of the paired ratios (reference call / "
+        "our call right after it); the reference uses its fastest chunk among "
         f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
         "Throughput counts images x MC samples per second.",
         "",
@@ -277,7 +282,7 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
     for r in scoring:
         lines.append(
             f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
-            f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.1f}x** | {r['ours_tput']:,.0f} | "
+            f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | {r['ours_tput']:,.0f} | "
             f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} | {r['foreign']:.2f} |"
         )
     if rounds is not None:
@@ -335,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     scoring = []
     cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
     for name, classes, k, n in cases:
-        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device, not args.smoke)
+        calibrate = device.type == "cuda" and not args.smoke
+        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device, calibrate)
         scoring.append(r)
         print(
             f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
