@@ -41,7 +41,7 @@ class GroupSummary:
     validation_set: str
     runs: int
     rounds: int  # (run, round) pairs
-    trials: int  # training trials per round (max)
+    trials: float  # training trials per (run, round), mean (uneven while a replay is under way)
     median_diff: float
     diff_ci: tuple[float, float]  # bootstrap 95% interval of the median difference (runs resampled)
     mean_diff: float
@@ -104,7 +104,7 @@ def summarize(df: pd.DataFrame) -> list[GroupSummary]:
                 validation_set=rule,
                 runs=r["run"].nunique(),
                 rounds=len(r),
-                trials=int(r["trials"].max()),
+                trials=float(r["trials"].mean()),
                 median_diff=float(r["diff"].median()),
                 diff_ci=bootstrap_median_ci(by_run),
                 mean_diff=float(r["diff"].mean()),
@@ -174,7 +174,7 @@ def markdown_table(summaries: list[GroupSummary]) -> list[str]:
         name, regime, feeds = GROUP_INFO.get(s.group, (s.group, "?", ""))
         lines.append(
             f"| {name} ({feeds}) | {regime} | {s.validation_set} | {s.runs} × {s.rounds / max(s.runs, 1):.3g} × "
-            f"{s.trials} | {s.median_diff:+.3f} [{s.diff_ci[0]:+.3f}, {s.diff_ci[1]:+.3f}] | "
+            f"{s.trials:.3g} | {s.median_diff:+.3f} [{s.diff_ci[0]:+.3f}, {s.diff_ci[1]:+.3f}] | "
             f"{s.share_higher:.0%} | {s.epochs_ours:.1f} / {s.epochs_logged:.1f} | "
             f"{s.at_min_ours:.0%} / {s.at_min_logged:.0%} | {s.nll_ours:.2f} / {s.nll_logged:.2f} | "
             f"{'yes' if s.matches else 'no'} |"
