@@ -47,8 +47,9 @@ SCORING_CASES = [
 ]  # model, classes, K, images (on CPU; the start of the doubling on CUDA)
 REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
 # On CUDA, scoring inputs are doubled from the case's size until one call of ours takes this long, up to MAX_IMAGES.
-# On CPU the sizes stay fixed: throughput depends on the size, so sizes chosen by timing made two runs incomparable
-# (with them, and ratios of medians, two runs on the idle 2-core box differed by up to 17%).
+# On CPU the sizes stay fixed: throughput depends on the size, so sizes chosen by timing made two runs incomparable.
+# Two runs on the idle 2-core VM still differ by up to 17%, as the guest's speed drifts between runs
+# (results/benchmarks/scoring_stability/README.md).
 MIN_CALL_SECONDS = 1.0
 MAX_IMAGES = 1 << 16
 
@@ -131,7 +132,7 @@ def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = Tr
         t_ref.append(timed(lambda: reference(chunk), device))
         t_ours.append(timed(ours, device))
     ref_s, ours_s = statistics.median(t_ref), statistics.median(t_ours)
-    # pairs cancel the VM's speed drift over minutes (both sides' throughput moved ~15% between two runs)
+    # pairs cancel speed drift within a run (a reference call and ours right after it see the same machine)
     speedup = statistics.median(r / o for r, o in zip(t_ref, t_ours))
     diff = (ours() - reference(chunk)).abs().max().item()
     return {
@@ -339,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
 
     scoring = []
     cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
+    calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
     for name, classes, k, n in cases:
-        calibrate = device.type == "cuda" and not args.smoke
         r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device, calibrate)
         scoring.append(r)
         print(
