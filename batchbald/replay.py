@@ -78,7 +78,8 @@ class ReplaySetting:
 @dataclass
 class ReplayResult:
     accuracy: float
-    nll: float
+    nll: float  # of the MC prediction log(mean_k p_k)
+    nll_per_mask: float  # mean over the K test masks of each mask's NLL
     epochs: int
     train_seconds: float
     eval_seconds: float
@@ -208,5 +209,7 @@ def replay_round(
             k=setting.test_samples,
             generator=torch.Generator(device).manual_seed(seed + 2),
         )
-        results[rule] = ReplayResult(ev.accuracy, ev.nll, result.epochs, train_seconds, time.perf_counter() - t1)
+        results[rule] = ReplayResult(
+            ev.accuracy, ev.nll, ev.nll_per_mask, result.epochs, train_seconds, time.perf_counter() - t1
+        )
     return results

@@ -31,9 +31,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 from batchbald.acquisition import batchbald_batch  # noqa: E402
-from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
+from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 
 DEFAULT_CASES = [
     (1000, 20, 10, 10, 10000),
@@ -69,6 +70,7 @@ def hardware() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": "MKL" if torch.backends.mkl.is_available() else "other",
+        "git_commit": git_commit(REPO),
     }
     try:
         mem = Path("/proc/meminfo").read_text().split()
@@ -307,9 +309,7 @@ def main(argv=None):
         help="run only these cases (repeatable), e.g. --case 500,20,10,6,1000",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "results/benchmarks/acquisition.md"
-    )
+    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/acquisition.md")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -385,6 +385,7 @@ def write_report(args, info, rates, rows, started, finished, load_before, load_a
         f"- **Software:** Python {info['python']}, torch {info['torch']} ({info['blas']} BLAS, {info['torch_threads']} "
         f"threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), numpy {info['numpy']}, "
         f"batchbald_redux {info['batchbald_redux']}, toma {info['toma']}, baal {info['baal']}.",
+        f"- **Code:** git commit {info['git_commit']}.",
         f"- **Machine throughput (float64, measured here at the start):** GEMM {macs}; "
         f"log {rates['log'] / 1e9:.2f} G/s.",
         f"- **CPU load:** /proc/loadavg {load_before} before, {load_after} after. Foreign load during the timed runs "

@@ -27,7 +27,8 @@ from types import SimpleNamespace
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from batchbald.models import (  # noqa: E402
     build_model,
@@ -36,7 +37,7 @@ from batchbald.models import (  # noqa: E402
     forward_masked,
     mc_log_probs,
 )
-from batchbald.tracking import LoadMeter, cpu_model  # noqa: E402
+from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
 SCORING_CASES = [
@@ -82,6 +83,7 @@ def hardware(device: torch.device) -> dict:
         "torch": torch.__version__,
         "device": str(device),
         "python": platform.python_version(),
+        "code (git commit)": git_commit(REPO),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -315,7 +317,7 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
 def default_data_root() -> Path:
     from batchbald.data import find_shared_data
 
-    repo_data = Path(__file__).resolve().parents[1] / "data"
+    repo_data = REPO / "data"
     if (repo_data / "MNIST").is_dir():
         return repo_data
     return find_shared_data() or repo_data
@@ -324,7 +326,7 @@ def default_data_root() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scoring-only", action="store_true", help="only the scoring comparison (a few minutes)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results/benchmarks/loop.md")
+    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/loop.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per scoring case")

@@ -78,6 +78,7 @@ def _worker(job: dict) -> dict:
             "logged_epochs": logged.epochs,
             "accuracy": r.accuracy,
             "nll": r.nll,
+            "nll_per_mask": r.nll_per_mask,
             "epochs": r.epochs,
             "train_seconds": round(r.train_seconds, 2),
             "eval_seconds": round(r.eval_seconds, 2),
@@ -132,8 +133,16 @@ def plan(args) -> list[dict]:
 
 
 def append_row(path: Path, row: dict) -> None:
+    """Append one row; a row with columns the file lacks (older replays) rewrites it with those columns empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+    new = pd.DataFrame([row])
+    if path.exists():
+        old = pd.read_csv(path)
+        if set(new.columns) - set(old.columns):
+            pd.concat([old, new], ignore_index=True).to_csv(path, index=False)
+            return
+        new = new.reindex(columns=old.columns)
+    new.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

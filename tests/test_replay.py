@@ -259,6 +259,7 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     assert sorted(rows["validation_set"]) == ["heldout", "labelled"]
     assert (rows["labelled_size"] == 20).all() and (rows["logged_accuracy"] == 0.6).all()
     assert rows["accuracy"].between(0.2, 1.0).all()
+    assert (rows["nll_per_mask"] >= rows["nll"]).all()
     assert script.plan(script.build_parser().parse_args(argv)) == []  # resumed: nothing left to do
 
 
@@ -273,3 +274,15 @@ def test_report_section_for_results_md(tmp_path):
     assert lines[0] == "## Fidelity to the official logs"
     assert "| RMNIST BALD (Figs 2, 10, 11) | main | labelled | 1 × 2 × 2 |" in text
     assert "(fidelity/replay.png)" in text
+
+
+def test_append_row_adds_new_columns_to_older_tables(tmp_path):
+    from scripts import replay as script
+
+    path = tmp_path / "g.csv"
+    script.append_row(path, {"run": "a", "round": 0, "nll": 1.0})
+    script.append_row(path, {"run": "a", "round": 1, "nll": 2.0, "nll_per_mask": 3.0})  # a column the file lacks
+    script.append_row(path, {"round": 2, "run": "b", "nll": 4.0, "nll_per_mask": 5.0})  # another column order
+    rows = pd.read_csv(path)
+    assert list(rows["run"]) == ["a", "a", "b"] and list(rows["nll"]) == [1.0, 2.0, 4.0]
+    assert rows["nll_per_mask"].isna().tolist() == [True, False, False] and rows["nll_per_mask"].iloc[2] == 5.0

@@ -156,6 +156,9 @@ def test_evaluate_averages_probabilities_over_masks():
     mean_probs = forward_masked(model, x, masks).double().exp().mean(1)
     assert result.accuracy == pytest.approx((mean_probs.argmax(1) == y).double().mean().item())
     assert result.nll == pytest.approx(-mean_probs[torch.arange(30), y].log().mean().item(), rel=1e-5)
+    per_mask = [-forward_masked(model, x, masks).double()[i, j, y[i]].item() for i in range(30) for j in range(5)]
+    assert result.nll_per_mask == pytest.approx(sum(per_mask) / len(per_mask), rel=1e-5)
+    assert result.nll_per_mask > result.nll  # Jensen: the masks disagree on a fresh model
 
 
 def test_resolve_device():
