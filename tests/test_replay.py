@@ -286,3 +286,14 @@ def test_append_row_adds_new_columns_to_older_tables(tmp_path):
     rows = pd.read_csv(path)
     assert list(rows["run"]) == ["a", "a", "b"] and list(rows["nll"]) == [1.0, 2.0, 4.0]
     assert rows["nll_per_mask"].isna().tolist() == [True, False, False] and rows["nll_per_mask"].iloc[2] == 5.0
+
+
+def test_per_mask_nll_is_summarised_over_the_rows_that_have_it():
+    df = pd.DataFrame(fake_rows("labelled", [[0.0, 0.0, 0.0]], [[4, 4, 4]]))  # nll 1.5, logged 2.0 everywhere
+    assert fidelity.summarize(df)[0].per_mask_rows == 0  # older replays: no column
+    df["nll_per_mask"] = np.where(df["trial"] == 1, [2.5, 2.1, 1.9, 2.2, 2.4, 2.6][: len(df)], np.nan)
+    s = fidelity.summarize(df)[0]
+    assert s.per_mask_rows == 3 and s.nll_per_mask_logged == 2.0
+    assert s.nll_per_mask_median_diff == pytest.approx(np.median([2.1, 2.2, 2.6]) - 2.0)
+    assert s.nll_median_diff == pytest.approx(-0.5) and s.nll_per_mask_ours == pytest.approx((2.1 + 2.2 + 2.6) / 3)
+    assert "-0.50 / +0.20 (3)" in "\n".join(fidelity.markdown_table([s]))
