@@ -80,6 +80,7 @@ class ReplayResult:
     accuracy: float
     nll: float  # of the MC prediction log(mean_k p_k)
     nll_per_mask: float  # mean over the K test masks of each mask's NLL
+    accuracy_log_mean: float  # accuracy of the geometric-mean prediction argmax mean_k log p_k
     epochs: int
     train_seconds: float
     eval_seconds: float
@@ -210,6 +211,12 @@ def replay_round(
             generator=torch.Generator(device).manual_seed(seed + 2),
         )
         results[rule] = ReplayResult(
-            ev.accuracy, ev.nll, ev.nll_per_mask, result.epochs, train_seconds, time.perf_counter() - t1
+            ev.accuracy,
+            ev.nll,
+            ev.nll_per_mask,
+            ev.accuracy_log_mean,
+            result.epochs,
+            train_seconds,
+            time.perf_counter() - t1,
         )
     return results

@@ -47,6 +47,7 @@ class EvalResult:
     accuracy: float
     nll: float  # NLL of the MC prediction log(mean_k p_k): the paper's definition and the released code's
     nll_per_mask: float = math.nan  # mean over the K masks of each mask's own NLL (>= nll, by Jensen)
+    accuracy_log_mean: float = math.nan  # accuracy of argmax_c mean_k log p_k (the geometric-mean prediction)
 
 
 def gpu_hardware_present() -> str | None:
@@ -247,4 +248,5 @@ def evaluate(
     nll = -mean_log_probs_N_C.gather(1, y.view(-1, 1)).double().mean().item()
     log_probs_true_N_K = log_probs_N_K_C.gather(2, y.view(-1, 1, 1).expand(-1, k, 1)).squeeze(2)
     nll_per_mask = -log_probs_true_N_K.double().mean().item()
-    return EvalResult(accuracy, nll, nll_per_mask)
+    accuracy_log_mean = (log_probs_N_K_C.mean(1).argmax(1) == y).double().mean().item()
+    return EvalResult(accuracy, nll, nll_per_mask, accuracy_log_mean)

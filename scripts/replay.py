@@ -79,6 +79,7 @@ def _worker(job: dict) -> dict:
             "accuracy": r.accuracy,
             "nll": r.nll,
             "nll_per_mask": r.nll_per_mask,
+            "accuracy_log_mean": r.accuracy_log_mean,
             "epochs": r.epochs,
             "train_seconds": round(r.train_seconds, 2),
             "eval_seconds": round(r.eval_seconds, 2),

@@ -159,6 +159,8 @@ def test_evaluate_averages_probabilities_over_masks():
     per_mask = [-forward_masked(model, x, masks).double()[i, j, y[i]].item() for i in range(30) for j in range(5)]
     assert result.nll_per_mask == pytest.approx(sum(per_mask) / len(per_mask), rel=1e-5)
     assert result.nll_per_mask > result.nll  # Jensen: the masks disagree on a fresh model
+    geometric = forward_masked(model, x, masks).double().mean(1).argmax(1)
+    assert result.accuracy_log_mean == pytest.approx((geometric == y).double().mean().item())
 
 
 def test_resolve_device():
