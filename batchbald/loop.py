@@ -58,6 +58,9 @@ class RoundRecord:
     score_seconds: float
     select_seconds: float
     eval_seconds: float
+    # mean over the K test masks of each mask's own NLL: the statistic the official logs' "nll" matches
+    # (results/fidelity); NaN in rounds recorded before it existed
+    test_nll_per_mask: float = math.nan
 
 
 @dataclass
@@ -241,6 +244,7 @@ def run_loop(
             score_seconds=score_s,
             select_seconds=select_s,
             eval_seconds=t2 - t1,
+            test_nll_per_mask=result.nll_per_mask,
         )
         state.rounds.append(record)
         if checkpoint:

@@ -30,6 +30,7 @@ ROUND_COLUMNS = (
     "labelled_size",
     "test_accuracy",
     "test_nll",
+    "test_nll_per_mask",
     "epochs",
     "acquired_indices",
     "acquired_labels",

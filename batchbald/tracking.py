@@ -184,6 +184,7 @@ class RunRecorder:
                     "labelled_size": r.labelled_size,
                     "test_accuracy": r.test_accuracy,
                     "test_nll": r.test_nll,
+                    "test_nll_per_mask": r.test_nll_per_mask,
                     "epochs": r.epochs,
                     "label_entropy": r.label_entropy,
                     "acquired": int(counts.sum()),

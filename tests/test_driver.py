@@ -29,6 +29,7 @@ COLUMNS = [
     "score_seconds",
     "select_seconds",
     "eval_seconds",
+    "test_nll_per_mask",
 ]
 
 

@@ -57,6 +57,7 @@ def test_loop_records_agree_with_each_other(data, acquisition):
         assert r.class_counts == seen.tolist()
         assert r.label_entropy == pytest.approx(label_entropy(seen))
         assert 0 <= r.test_accuracy <= 1 and r.test_nll > 0 and r.epochs >= 1
+        assert r.test_nll_per_mask >= r.test_nll  # Jensen
         assert min(r.train_seconds, r.eval_seconds, r.score_seconds, r.select_seconds) >= 0
 
 
@@ -101,6 +102,19 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path):
     assert strip(resumed) == strip(full)
     with pytest.raises(ValueError, match="different config"):
         run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="other")
+
+
+def test_checkpoint_rounds_from_before_the_per_mask_nll_load(tmp_path):
+    from batchbald.loop import LoopState, RoundRecord, load_checkpoint, save_checkpoint
+
+    ckpt = tmp_path / "checkpoint.pt"
+    old = RoundRecord(0, 20, 0.5, 1.2, 4, [3], [1], [0.1], 0.0, [0, 1], 1.0, 1.0, 1.0, 1.0)
+    save_checkpoint(ckpt, LoopState(labelled=[1], pool=[2, 3], rounds=[old]), "f")
+    raw = torch.load(ckpt, weights_only=True)
+    raw["rounds"] = [{k: v for k, v in asdict(old).items() if k != "test_nll_per_mask"}]  # an older checkpoint
+    torch.save(raw, ckpt)
+    (loaded,) = load_checkpoint(ckpt, "f").rounds
+    assert loaded.test_nll == 1.2 and math.isnan(loaded.test_nll_per_mask)
 
 
 def test_checkpoint_from_other_numerics_is_refused(tmp_path):
