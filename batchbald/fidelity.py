@@ -126,7 +126,7 @@ def summarize(df: pd.DataFrame) -> list[GroupSummary]:
                 at_min_logged=float((r["logged_epochs"] == MIN_EPOCHS).mean()),
                 nll_ours=float(raw["nll"].mean()),
                 nll_logged=float(r["logged_nll"].mean()),
-                **per_mask_nll(raw),
+                **mask_statistics(raw),
             )
         )
     order = list(GROUP_INFO)
@@ -134,8 +134,9 @@ def summarize(df: pd.DataFrame) -> list[GroupSummary]:
     return out
 
 
-def per_mask_nll(raw: pd.DataFrame) -> dict:
-    """The per-mask NLL comparison over the rows that have it (see GroupSummary); empty when none do."""
+def mask_statistics(raw: pd.DataFrame) -> dict:
+    """The per-mask NLL and geometric-mean accuracy comparisons over the rows that recorded them (GroupSummary's
+    fields of those names); empty when none did."""
     if "nll_per_mask" not in raw:
         return {}
     pm = raw.dropna(subset=["nll_per_mask"])
@@ -217,8 +218,9 @@ NLL_NOTE = (
 )
 
 
-def mask_statistics_table(summaries: list[GroupSummary]) -> list[str]:
-    """Which test statistic the logs recorded: both NLLs and both accuracies against the log ([] if none recorded)."""
+def mask_statistics_section(summaries: list[GroupSummary]) -> list[str]:
+    """Which test statistic the logs recorded: a table of both NLLs and both accuracies against the log, then
+    NLL_NOTE ([] when no replay recorded them)."""
     rows = [s for s in summaries if s.per_mask_rows]
     if not rows:
         return []
@@ -238,7 +240,7 @@ def mask_statistics_table(summaries: list[GroupSummary]) -> list[str]:
             f"| {name} | {s.validation_set} | {s.per_mask_rows} | "
             f"{s.nll_median_diff:+.2f} / {s.nll_per_mask_median_diff:+.2f} | {acc} |"
         )
-    return lines
+    return [*lines, "", NLL_NOTE, ""]
 
 
 def markdown_table(summaries: list[GroupSummary]) -> list[str]:
@@ -321,8 +323,7 @@ def report_section(root: str | Path, report_dir: str | Path) -> list[str]:
         *markdown_table(summaries),
         "",
     ]
-    if mask_statistics_table(summaries):
-        lines += [*mask_statistics_table(summaries), "", NLL_NOTE, ""]
+    lines += mask_statistics_section(summaries)
     png = root / "replay.png"
     if png.exists():
         lines += [f"![Replay of the official logs]({os.path.relpath(png, report_dir)})", ""]
@@ -376,7 +377,7 @@ def write_report(root: str | Path) -> list[Path]:
         "",
         *markdown_table(summaries),
         "",
-        *([*mask_statistics_table(summaries), "", NLL_NOTE, ""] if mask_statistics_table(summaries) else []),
+        *mask_statistics_section(summaries),
         f"Rows: {len(df)}; {trainings['train_seconds'].sum() / 3600:.1f} CPU-hours of training (a training "
         "shared by both validation sets counted once), "
         f"{df['eval_seconds'].sum() / 3600:.1f} of evaluation); hardware: {hardware}; code: {commits}.",

@@ -138,11 +138,11 @@ def append_row(path: Path, row: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame([row])
     if path.exists():
-        old = pd.read_csv(path)
-        if set(new.columns) - set(old.columns):
-            pd.concat([old, new], ignore_index=True).to_csv(path, index=False)
+        columns = pd.read_csv(path, nrows=0).columns  # the header only; the rows are read when it must grow
+        if set(new.columns) - set(columns):
+            pd.concat([pd.read_csv(path), new], ignore_index=True).to_csv(path, index=False)
             return
-        new = new.reindex(columns=old.columns)
+        new = new.reindex(columns=columns)
     new.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 

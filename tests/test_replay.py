@@ -296,9 +296,9 @@ def test_per_mask_nll_is_summarised_over_the_rows_that_have_it():
     assert s.per_mask_rows == 3 and s.nll_per_mask_logged == 2.0
     assert s.nll_per_mask_median_diff == pytest.approx(np.median([2.1, 2.2, 2.6]) - 2.0)
     assert s.nll_median_diff == pytest.approx(-0.5) and s.nll_per_mask_ours == pytest.approx((2.1 + 2.2 + 2.6) / 3)
-    table = "\n".join(fidelity.mask_statistics_table([s]))
+    table = "\n".join(fidelity.mask_statistics_section([s]))
     assert "| 3 | -0.50 / +0.20 | not recorded |" in table
     df["accuracy_log_mean"] = np.where(df["trial"] == 1, df["accuracy"] + 0.02, np.nan)
     s = fidelity.summarize(df)[0]
     assert s.log_mean_rows == 3 and s.acc_log_mean_median_diff == pytest.approx(s.acc_median_diff_same_rows + 0.02)
-    assert fidelity.mask_statistics_table([]) == []
+    assert fidelity.mask_statistics_section([]) == []
