@@ -200,16 +200,18 @@ def replay_round(
         generator=torch.Generator().manual_seed(seed + 1),
     )
     train_seconds = time.perf_counter() - t0
-    results = {}
+    results, by_epoch = {}, {}
     for rule, result in trained.items():
         t1 = time.perf_counter()
-        ev = evaluate(
-            result.model,
-            dataset.test.x.to(device),
-            dataset.test.y.to(device),
-            k=setting.test_samples,
-            generator=torch.Generator(device).manual_seed(seed + 2),
-        )
+        if result.best_epoch not in by_epoch:  # rules that kept the same epoch's weights share one evaluation
+            by_epoch[result.best_epoch] = evaluate(
+                result.model,
+                dataset.test.x.to(device),
+                dataset.test.y.to(device),
+                k=setting.test_samples,
+                generator=torch.Generator(device).manual_seed(seed + 2),
+            )
+        ev = by_epoch[result.best_epoch]
         results[rule] = ReplayResult(
             ev.accuracy,
             ev.nll,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import shutil
 import time
@@ -33,6 +34,10 @@ class TrainConfig:
     # the paper's ablation runs), "labelled" = the labelled training set itself (what the paper's main runs did;
     # README "Training protocol").
     validation_set: str = "heldout"
+    # How the stopping score predicts: 0 = the deterministic net (dropout off; the released code), k >= 1 = the
+    # consistent MC-dropout prediction of k fresh masks per validation pass (probed against the official logs:
+    # README "Training protocol").
+    validation_samples: int = 0
 
 
 @dataclass
@@ -40,6 +45,7 @@ class TrainResult:
     model: nn.Module
     epochs: int
     best_val_accuracy: float
+    best_epoch: int = 0  # the epoch whose weights were kept (0: none trained)
 
 
 @dataclass
@@ -106,18 +112,54 @@ def validation_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> f
     return correct.item() / x.shape[0]
 
 
+def rule_name(validation_set: str, samples: int = 0) -> str:
+    """A stopping rule's name: the validation set, with "_mc<k>" when it is scored by a k-sample MC prediction."""
+    return validation_set if samples == 0 else f"{validation_set}_mc{samples}"
+
+
+def parse_rule(name: str) -> tuple[str, int]:
+    """(validation set, MC samples) of a rule name such as "heldout", "labelled" or "labelled_mc10"."""
+    base, sep, k = name.partition("_mc")
+    if base in VALIDATION_SETS and (not sep or (k.isdigit() and int(k) >= 1)):
+        return base, int(k or 0)
+    raise ValueError(
+        f"unknown stopping rule {name!r}; allowed: {', '.join(VALIDATION_SETS)}, optionally with _mc<k> (k >= 1)"
+    )
+
+
+@torch.inference_mode()
+def mc_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int, generator: torch.Generator) -> float:
+    """Accuracy of the consistent MC-dropout prediction argmax_c mean_k p_k over k fresh masks (dropout on)."""
+    was_training = model.training
+    model.eval()
+    masks = draw_masks(model, k, generator, example_x=x[:1])
+    log_probs_N_K_C = mc_log_probs(model, x, masks, batch_size=VALIDATION_BATCH)
+    correct = (torch.logsumexp(log_probs_N_K_C, dim=1).argmax(1) == y.to(log_probs_N_K_C.device)).sum()
+    model.train(was_training)
+    return correct.item() / x.shape[0]
+
+
+def scoring_generator(generator: torch.Generator, rule: str) -> torch.Generator:
+    """A generator for one rule's MC stopping scores, seeded from a hash of `generator`'s state and the rule name
+    without drawing from it: the training draws (batches, dropout) are the same whatever the stopping rules, each
+    rule's masks the same whatever the other rules, and the scores reproducible."""
+    digest = hashlib.sha256(generator.get_state().cpu().numpy().tobytes() + rule.encode()).digest()
+    return torch.Generator(generator.device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 class _EarlyStopping:
     """Best score and weights under one stopping rule; ties count as no improvement (SPEC §1)."""
 
     def __init__(self, patience: int):
         self.patience, self.best, self.state, self.bad, self.epochs, self.done = patience, -math.inf, None, 0, 0, False
+        self.best_epoch = 0
 
     def update(self, score: float, model: nn.Module, epoch: int) -> None:
         if self.done:
             return
         self.epochs = epoch
         if score > self.best:
-            self.best, self.bad = score, 0
+            self.best, self.bad, self.best_epoch = score, 0, epoch
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             self.bad += 1
@@ -138,13 +180,15 @@ def train_model(
     """Adam + NLL; an epoch is cfg.epoch_samples indices drawn with replacement from the labelled set.
 
     Early stopping: after cfg.patience epochs without a deterministic accuracy above the best (ties count as no
-    improvement) on cfg.validation_set, or after cfg.max_epochs; the best weights are restored. Batch indices and
-    train-mode dropout masks come from `generator`, so a run is reproducible from its seed on the same device.
-    The model is returned in eval mode. best_val_accuracy is NaN without a validation set.
+    improvement) on cfg.validation_set (predicted with cfg.validation_samples MC samples, 0 = dropout off), or
+    after cfg.max_epochs; the best weights are restored. Batch indices and train-mode dropout masks come from
+    `generator`, so a run is reproducible from its seed on the same device. The model is returned in eval mode.
+    best_val_accuracy is NaN without a validation set.
     """
+    rule = rule_name(cfg.validation_set, cfg.validation_samples)
     return train_model_rules(
-        model, train_x, train_y, val_x, val_y, cfg, (cfg.validation_set,), generator=generator, progress=progress
-    )[cfg.validation_set]
+        model, train_x, train_y, val_x, val_y, cfg, (rule,), generator=generator, progress=progress
+    )[rule]
 
 
 def train_model_rules(
@@ -159,15 +203,13 @@ def train_model_rules(
     generator: torch.Generator,
     progress: bool = False,
 ) -> dict[str, TrainResult]:
-    """`train_model` under several validation sets at once (cfg.validation_set is ignored).
+    """`train_model` under several stopping rules at once (`rule_name`s; cfg.validation_set/_samples are ignored).
 
-    Validation is deterministic and draws no random numbers, so the weights after every epoch are the same
-    whatever the rule: training runs once, until every rule has stopped, and each rule gets the model it would
-    have returned alone (the first rule gets `model` itself, the others copies).
+    Validation draws nothing from `generator` (MC scores use `scoring_generator`), so the weights after every
+    epoch are the same whatever the rules: training runs once, until every rule has stopped, and each rule gets
+    the model it would have returned alone (the first rule gets `model` itself, the others copies).
     """
-    for rule in rules:
-        if rule not in VALIDATION_SETS:
-            raise ValueError(f"unknown validation set {rule!r}; allowed: {', '.join(VALIDATION_SETS)}")
+    parsed = {rule: parse_rule(rule) for rule in rules}
     device = model_device(model)
     has_val = val_x.shape[0] > 0
     if has_val:
@@ -177,13 +219,16 @@ def train_model_rules(
         model.eval()
         acc = validation_accuracy(model, val_x, val_y) if has_val else math.nan
         return {
-            rule: TrainResult(model if i == 0 else copy.deepcopy(model), 0, acc if rule == "heldout" else math.nan)
+            rule: TrainResult(
+                model if i == 0 else copy.deepcopy(model), 0, acc if parsed[rule] == ("heldout", 0) else math.nan
+            )
             for i, rule in enumerate(rules)
         }
     train_x, train_y = train_x.to(device), train_y.to(device)
     scored = {"heldout": (val_x, val_y) if has_val else None, "labelled": (train_x, train_y)}
-    stoppers = {rule: _EarlyStopping(cfg.patience) for rule in rules if scored[rule] is not None}
+    stoppers = {rule: _EarlyStopping(cfg.patience) for rule in rules if scored[parsed[rule][0]] is not None}
     g = generator_on(device, generator)
+    g_score = {rule: scoring_generator(g, rule) for rule, (_, k) in parsed.items() if k}
     model.to(memory_format=torch.channels_last)  # faster convolutions and pooling on CPU and GPU
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     epochs = 0
@@ -204,7 +249,11 @@ def train_model_rules(
             scores = {}
             for rule, stopper in stoppers.items():
                 if not stopper.done:
-                    scores[rule] = validation_accuracy(model, *scored[rule])
+                    subset, k = parsed[rule]
+                    if k:
+                        scores[rule] = mc_accuracy(model, *scored[subset], k=k, generator=g_score[rule])
+                    else:
+                        scores[rule] = validation_accuracy(model, *scored[subset])
                     stopper.update(scores[rule], model, epochs)
             if progress:
                 shown = ", ".join(f"{rule} acc {acc:.4f}" for rule, acc in scores.items())
@@ -223,7 +272,11 @@ def train_model_rules(
         out = model if i == 0 else copy.deepcopy(model)
         if stopper is not None and stopper.state is not None:
             out.load_state_dict(stopper.state)
-        results[rule] = TrainResult(out, stopper.epochs if stopper else epochs, stopper.best if stopper else math.nan)
+        results[rule] = (
+            TrainResult(out, stopper.epochs, stopper.best, stopper.best_epoch)
+            if stopper
+            else TrainResult(out, epochs, math.nan, epochs)
+        )
     return results
 
 

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 from batchbald import fidelity  # noqa: E402
 from batchbald.replay import ReplayError, load_log, replay_setting  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
-from batchbald.train import VALIDATION_SETS  # noqa: E402
+from batchbald.train import VALIDATION_SETS, parse_rule  # noqa: E402
 
 DEFAULT_GROUPS = (  # the committed set: the main runs behind Figs 2/10/11 and Table 1, and the 0-reps ablation
     "rmnist_w_noise_independent_bald_k10_b10",
@@ -146,6 +146,14 @@ def append_row(path: Path, row: dict) -> None:
     new.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
+def _rule(name: str) -> str:
+    try:
+        parse_rule(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS), help="official log groups (file stems)")
@@ -157,9 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-set",
         nargs="+",
         default=list(VALIDATION_SETS),
-        choices=VALIDATION_SETS,
-        help="early stopping on the held-out validation set (released code) and/or on the labelled "
-        "set; several share one training run per trial (default: both)",
+        type=_rule,
+        metavar="RULE",
+        help="stopping rules: heldout (the held-out validation set; released code), labelled (the labelled set), "
+        "either with _mc<k> (scored by the k-sample MC-dropout prediction instead of the deterministic net, "
+        "e.g. labelled_mc10); several share one training run per trial (default: heldout labelled)",
     )
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))

@@ -281,5 +281,5 @@ def test_several_rules_share_one_training_run(monkeypatch):
 
 def test_unknown_validation_set_is_refused():
     x, y = blocks(8)
-    with pytest.raises(ValueError, match="unknown validation set 'test'.*heldout, labelled"):
+    with pytest.raises(ValueError, match="unknown stopping rule 'test'.*heldout, labelled"):
         train_model(fresh(), x, y, x, y, small_cfg(validation_set="test"), generator=torch.Generator().manual_seed(0))
