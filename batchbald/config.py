@@ -107,6 +107,7 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(
             f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, got {train['validation_set']!r}"
         )
+    _positive_int(cfg, "train.validation_samples", train.get("validation_samples", 0), minimum=0)
     if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
         raise ConfigError(f"train.lr must be a positive number, got {train['lr']!r}")
     if cfg.get("scoring_batch_size") is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batchbald.fidelity_variants import MIN_EPOCHS, rule_dirs, variants_section
 from batchbald.train import VALIDATION_SETS
 
 # Official log group -> (display name, which training regime its logs show, paper figures/tables it feeds).
@@ -32,7 +33,6 @@ GROUP_INFO: dict[str, tuple[str, str, str]] = {
     "rmnist_w_noise_independent_mean_stddev_k10_b10": ("RMNIST Mean STD", "ablation", "Fig 11"),
 }
 MATCH_TOLERANCE = 0.01  # |median per-round accuracy difference| within this counts as matching the log
-MIN_EPOCHS = 4  # patience 3: best at epoch 1, then 3 epochs without improvement
 
 
 @dataclass
@@ -70,9 +70,9 @@ class GroupSummary:
 
 
 def load_replays(root: str | Path) -> pd.DataFrame:
-    """Every replay row under root/<validation set>/ (as written by scripts/replay.py; root/tables/ holds the derived
+    """Every replay row under root/<stopping rule>/ (as written by scripts/replay.py; root/tables/ holds the derived
     tables and is not read); empty frame when there are none."""
-    frames = [pd.read_csv(p) for rule in VALIDATION_SETS for p in sorted((Path(root) / rule).glob("*.csv"))]
+    frames = [pd.read_csv(p) for folder in rule_dirs(root) for p in sorted(folder.glob("*.csv"))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -243,6 +243,12 @@ def mask_statistics_section(summaries: list[GroupSummary]) -> list[str]:
     return [*lines, "", NLL_NOTE, ""]
 
 
+def deterministic(summaries: list[GroupSummary]) -> list[GroupSummary]:
+    """The summaries of the two protocols (held-out and labelled set, dropout off); MC-scored rules are compared in
+    fidelity_variants' paired table instead."""
+    return [s for s in summaries if s.validation_set in VALIDATION_SETS]
+
+
 def markdown_table(summaries: list[GroupSummary]) -> list[str]:
     lines = [
         "| logs | regime | early stopping on | runs × rounds × trials | median Δacc [95% CI] | ours higher | "
@@ -266,7 +272,7 @@ def figure(df: pd.DataFrame):
     quartiles over runs beside ours under each validation set."""
     import matplotlib.pyplot as plt
 
-    c = curves(df)
+    c = curves(df[df["validation_set"].isin(VALIDATION_SETS)])
     groups = [g for g in GROUP_INFO if g in set(c["group"])] + sorted(set(c["group"]) - set(GROUP_INFO))
     fig, axes = plt.subplots(2, len(groups), figsize=(3.6 * len(groups), 6.4), squeeze=False, sharex="col")
     colors = {"heldout": "C0", "labelled": "C3"}
@@ -320,10 +326,11 @@ def report_section(root: str | Path, report_dir: str | Path) -> list[str]:
         "share one training run per trial. Δacc = ours − logged per (run, round), median over pairs, bootstrap "
         '95% interval over runs. README "Training protocol" says what follows from it.',
         "",
-        *markdown_table(summaries),
+        *markdown_table(deterministic(summaries)),
         "",
     ]
-    lines += mask_statistics_section(summaries)
+    lines += mask_statistics_section(deterministic(summaries))
+    lines += variants_section(df, GROUP_INFO)
     png = root / "replay.png"
     if png.exists():
         lines += [f"![Replay of the official logs]({os.path.relpath(png, report_dir)})", ""]
@@ -364,7 +371,8 @@ def write_report(root: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    trainings = df.drop_duplicates(["group", "run", "round", "trial"])
+    # one training per (run, round, trial) and code commit: rules replayed together shared it, later ones did not
+    trainings = df.drop_duplicates(["group", "run", "round", "trial", *(["git_commit"] if "git_commit" in df else [])])
     hardware = ", ".join(sorted(set(df["hardware"].astype(str)))) if "hardware" in df else "unknown"
     commits = ", ".join(sorted(set(df["git_commit"].astype(str)))) if "git_commit" in df else "unknown"
     lines = [
@@ -375,11 +383,12 @@ def write_report(root: str | Path) -> list[Path]:
         "log records for that round. Δacc = ours − logged, averaged over trials per (run, round); the median is "
         "over all (run, round) pairs; the interval resamples runs.",
         "",
-        *markdown_table(summaries),
+        *markdown_table(deterministic(summaries)),
         "",
-        *mask_statistics_section(summaries),
+        *mask_statistics_section(deterministic(summaries)),
+        *variants_section(df, GROUP_INFO),
         f"Rows: {len(df)}; {trainings['train_seconds'].sum() / 3600:.1f} CPU-hours of training (a training "
-        "shared by both validation sets counted once), "
+        "shared by several stopping rules counted once), "
         f"{df['eval_seconds'].sum() / 3600:.1f} of evaluation); hardware: {hardware}; code: {commits}.",
         "",
     ]

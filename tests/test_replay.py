@@ -205,6 +205,37 @@ def test_report_files_and_the_script(tmp_path):
     assert script.main(["--report", "--out", str(tmp_path / "empty")]) == 2
 
 
+def test_variant_rules_are_compared_on_the_trainings_every_rule_has(tmp_path):
+    from batchbald import fidelity_variants as fv
+    from scripts import replay as script
+
+    out = tmp_path / "fidelity"
+    rows = {
+        "labelled": fake_rows("labelled", [[0.0, 0.01, 0.02]], [[4, 4, 4]]),
+        "labelled_mc10": fake_rows("labelled_mc10", [[0.01, 0.03, 0.5]], [[4, 6, 9]]),
+        "heldout": fake_rows("heldout", [[0.05, 0.04, 0.06]], [[8, 9, 7]]),
+    }
+    rows["labelled_mc10"] = [r for r in rows["labelled_mc10"] if (r["round"], r["trial"]) != (2, 1)]  # one missing
+    for rule, rule_rows in rows.items():
+        (out / rule).mkdir(parents=True)
+        pd.DataFrame(rule_rows).to_csv(out / rule / "rmnist.csv", index=False)
+    (out / "not_a_rule").mkdir()
+    assert [p.name for p in fv.rule_dirs(out)] == ["heldout", "labelled", "labelled_mc10"]
+    table = fv.paired(fidelity.load_replays(out)).set_index("rule")
+    assert set(table["trainings"]) == {5}  # round 2 trial 1 is missing under labelled_mc10: left out everywhere
+    mc = table.loc["labelled_mc10"]
+    # diffs per training: 0.01±0.01 (2), 0.03±0.01 (2), 0.49 (trial 0 of round 2 only)
+    assert mc["median_diff"] == pytest.approx(0.02) and mc["mean_diff"] == pytest.approx((0.02 + 0.06 + 0.49) / 5)
+    assert mc["epochs_ours"] == pytest.approx((4 + 4 + 6 + 6 + 9) / 5) and mc["at4_ours"] == pytest.approx(0.4)
+    assert table.loc["labelled", "at4_ours"] == 1.0 and table.loc["heldout", "at4_logged"] == 1.0
+    assert script.main(["--report", "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "Stopping-score variants" in summary and "| RMNIST BALD | labelled_mc10 | 5 (1) | +0.020 |" in summary
+    main_table = summary.split("Stopping-score variants")[0]
+    assert "labelled_mc10" not in main_table  # the protocols' table keeps the two deterministic rules
+    assert fv.paired(pd.DataFrame(rows["labelled"] + rows["heldout"])).empty  # no MC rule: no comparison
+
+
 def test_script_refuses_emnist_logs_before_any_work(tmp_path, capsys):
     from scripts import replay as script
 
@@ -302,3 +333,12 @@ def test_per_mask_nll_is_summarised_over_the_rows_that_have_it():
     s = fidelity.summarize(df)[0]
     assert s.log_mean_rows == 3 and s.acc_log_mean_median_diff == pytest.approx(s.acc_median_diff_same_rows + 0.02)
     assert fidelity.mask_statistics_section([]) == []
+
+
+def test_script_refuses_an_unknown_stopping_rule(capsys):
+    from scripts import replay as script
+
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--validation-set", "labelled", "labelled_mc0"])
+    assert stop.value.code == 2
+    assert "unknown stopping rule 'labelled_mc0'" in capsys.readouterr().err

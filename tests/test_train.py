@@ -283,3 +283,61 @@ def test_unknown_validation_set_is_refused():
     x, y = blocks(8)
     with pytest.raises(ValueError, match="unknown stopping rule 'test'.*heldout, labelled"):
         train_model(fresh(), x, y, x, y, small_cfg(validation_set="test"), generator=torch.Generator().manual_seed(0))
+
+
+def test_rule_names_round_trip_and_bad_names_are_refused():
+    assert T.parse_rule("heldout") == ("heldout", 0)
+    assert T.parse_rule("labelled_mc10") == ("labelled", 10)
+    assert T.rule_name("labelled", 10) == "labelled_mc10" and T.rule_name("heldout") == "heldout"
+    for bad in ("labelled_mc", "labelled_mc0", "labelled_mcx", "test_mc2", "labelled_mc-1"):
+        with pytest.raises(ValueError, match="unknown stopping rule.*_mc<k>"):
+            T.parse_rule(bad)
+
+
+def test_mc_accuracy_matches_a_loop_over_masks():
+    x, y = blocks(40)
+    model = fresh()
+    train_model(model, x, y, x[:0], y[:0], small_cfg(max_epochs=1), generator=torch.Generator().manual_seed(0))
+    for k in (1, 7):
+        got = T.mc_accuracy(model, x, y, k=k, generator=torch.Generator().manual_seed(3))
+        masks = draw_masks(model, k, torch.Generator().manual_seed(3))
+        probs_N_K_C = forward_masked(model, x, masks).exp()  # brute force: every mask's own pass
+        want = (probs_N_K_C.mean(1).argmax(1) == y).double().mean().item()
+        assert got == pytest.approx(want)
+    assert not model.training
+    # one dropout mask is a noisier predictor than the deterministic net on this model, and not constant
+    one = {T.mc_accuracy(model, x, y, k=1, generator=torch.Generator().manual_seed(s)) for s in range(8)}
+    assert len(one) > 1
+
+
+def test_mc_rules_leave_training_and_other_rules_unchanged():
+    x, y = blocks(48)
+    vx, vy = blocks(32, seed=1)
+    cfg = small_cfg(epoch_samples=128, max_epochs=8)
+
+    def run(rules):
+        return T.train_model_rules(fresh(), x, y, vx, vy, cfg, rules, generator=torch.Generator().manual_seed(0))
+
+    alone = run(("labelled",))
+    mixed = run(("labelled_mc1", "labelled", "labelled_mc5", "heldout"))
+    assert mixed["labelled"].epochs == alone["labelled"].epochs
+    ref = alone["labelled"].model.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in mixed["labelled"].model.state_dict().items())
+    again = run(("labelled_mc1",))  # an MC rule's masks do not depend on the other rules requested
+    assert (again["labelled_mc1"].epochs, again["labelled_mc1"].best_epoch) == (
+        mixed["labelled_mc1"].epochs,
+        mixed["labelled_mc1"].best_epoch,
+    )
+    for result in mixed.values():
+        assert 1 <= result.best_epoch <= result.epochs <= cfg.max_epochs
+    # train_model's validation_samples selects the same rule
+    single = train_model(
+        fresh(),
+        x,
+        y,
+        vx,
+        vy,
+        small_cfg(epoch_samples=128, max_epochs=8, validation_set="labelled", validation_samples=1),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert single.epochs == mixed["labelled_mc1"].epochs and single.best_epoch == mixed["labelled_mc1"].best_epoch
