@@ -77,19 +77,25 @@ def variants_section(df: pd.DataFrame, names: dict[str, tuple]) -> list[str]:
         "at 4 epochs ours / logged | per-mask NLL − logged |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in table.itertuples():
+    order = list(names)
+    table = table.sort_values(
+        "group", kind="stable", key=lambda g: g.map(lambda x: order.index(x) if x in order else len(order))
+    )
+    for r in table.itertuples():  # (a stable sort: each group's rules keep their folder order)
         name = names.get(r.group, (r.group,))[0]
+        nll = "n/a" if pd.isna(r.nll_per_mask_median_diff) else f"{r.nll_per_mask_median_diff:+.2f}"
         lines.append(
             f"| {name} | {r.rule} | {r.trainings} ({r.runs}) | {r.median_diff:+.3f} | {r.mean_diff:+.3f} | "
             f"{r.epochs_ours:.2f} / {r.epochs_logged:.2f} | {r.at4_ours:.0%} / {r.at4_logged:.0%} | "
-            f"{r.nll_per_mask_median_diff:+.2f} |"
+            f"{nll} |"
         )
     lines += [
         "",
         "`labelled`: the labelled set scored by the deterministic net (dropout off); `labelled_mc1`: by one fresh "
         "MC-dropout mask per validation pass; `labelled_mc10`/`labelled_mc100`: by the run's K-sample MC prediction "
         "(the paper's test-time predictor). Each MC rule draws its masks from its own generator, so the training "
-        "draws are the same under every rule. Per-mask NLL − logged: only rows that recorded it (NaN otherwise).",
+        "draws are the same under every rule. Per-mask NLL − logged: median over the rows that recorded it "
+        "(n/a: none did; the deterministic rules recorded it from their second trial on).",
         "",
     ]
     return lines

@@ -118,6 +118,16 @@ def test_single_run_writes_results_and_wandb(root, tmp_path):
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
+def test_mc_scored_labelled_stopping_from_the_command_line(root, tmp_path):
+    out = tmp_path / "run"
+    extra = ("train.validation_set=labelled", "+train.validation_samples=3", "wandb.mode=disabled")
+    proc = run(tiny(root, f"hydra.run.dir={out}", *extra))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["train"]["validation_samples"] == 3
+    assert pd.read_csv(out / "rounds.csv")["labelled_size"].tolist() == [0, 3, 6]
+
+
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
     args = tiny(root, "budget=27", "wandb.mode=disabled")
     full = run(args + [f"hydra.run.dir={tmp_path / 'full'}"])
