@@ -24,10 +24,11 @@ def rule_dirs(root: str | Path) -> list[Path]:
     found = []
     for path in Path(root).iterdir() if Path(root).is_dir() else ():
         try:
-            found.append((parse_rule(path.name), path))
+            base, k = parse_rule(path.name)
         except ValueError:
             continue  # tables/ and anything else that is not a rule
-    return [p for (base, k), p in sorted(found, key=lambda t: (t[0][1] > 0, VALIDATION_SETS.index(t[0][0]), t[0][1]))]
+        found.append(((k > 0, VALIDATION_SETS.index(base), k), path))
+    return [path for _, path in sorted(found)]
 
 
 def paired(df: pd.DataFrame) -> pd.DataFrame:
@@ -38,11 +39,7 @@ def paired(df: pd.DataFrame) -> pd.DataFrame:
         rules = list(dict.fromkeys(g["validation_set"]))
         if not any(parse_rule(r)[1] for r in rules):
             continue
-        keys = None
-        for rule in rules:
-            k = set(map(tuple, g.loc[g["validation_set"] == rule, TRAINING].itertuples(index=False)))
-            keys = k if keys is None else keys & k
-        common = g[[tuple(t) in keys for t in g[TRAINING].itertuples(index=False)]]
+        common = g[g.groupby(TRAINING)["validation_set"].transform("nunique") == len(rules)]
         for rule in rules:
             r = common[common["validation_set"] == rule]
             diff = r["accuracy"] - r["logged_accuracy"]

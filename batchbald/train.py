@@ -179,8 +179,8 @@ def train_model(
 ) -> TrainResult:
     """Adam + NLL; an epoch is cfg.epoch_samples indices drawn with replacement from the labelled set.
 
-    Early stopping: after cfg.patience epochs without a deterministic accuracy above the best (ties count as no
-    improvement) on cfg.validation_set (predicted with cfg.validation_samples MC samples, 0 = dropout off), or
+    Early stopping: after cfg.patience epochs without an accuracy above the best (ties count as no improvement)
+    on cfg.validation_set (predicted with cfg.validation_samples MC samples; 0 = the deterministic net), or
     after cfg.max_epochs; the best weights are restored. Batch indices and train-mode dropout masks come from
     `generator`, so a run is reproducible from its seed on the same device. The model is returned in eval mode.
     best_val_accuracy is NaN without a validation set.
