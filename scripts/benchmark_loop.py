@@ -4,10 +4,10 @@
     python scripts/benchmark_loop.py                  # + one paper-settings round per dataset (train/score/select/eval)
 
 Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs
-already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (about 1 s per call
-of ours on a 2-core box), doubled on CUDA until one call of ours takes 1 s; 7 interleaved repeats, speedup = median of
-the paired ratios (a reference call and the call of ours right after it); the reference runs with its fastest chunk
-size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
+already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (0.2-0.6 s per call
+of ours on a 2-core box), doubled on CUDA until one call of ours takes 0.25 s; rounds over all cases (30 on CPU, 10 on
+CUDA), each timing one back-to-back pair per case, speedup = median of the paired ratios; the reference runs with its
+fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
 (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
 """
 
@@ -41,18 +41,21 @@ from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
 
 SCORING_CASES = [
-    ("mnist_cnn", 10, 10, 2048),
-    ("mnist_cnn", 10, 100, 1024),
-    ("emnist_cnn", 47, 10, 2048),
-    ("emnist_cnn", 47, 100, 128),
-]  # model, classes, K, images (on CPU; the start of the doubling on CUDA)
-REFERENCE_ROWS = (128, 512, 2048)  # reference chunk sizes tried, in replicated rows (images x K)
+    ("mnist_cnn", 10, 10, 512),
+    ("mnist_cnn", 10, 100, 128),
+    ("emnist_cnn", 47, 10, 512),
+    ("emnist_cnn", 47, 100, 64),
+]  # model, classes, K, images (on CPU: about 0.2-0.6 s a call of ours, 1-2.5 s of the reference; CUDA: doubled)
+# Reference chunk sizes tried, in replicated rows (images x K); the reference keeps its fastest.
+REFERENCE_ROWS = {"cpu": (128, 512, 2048), "cuda": (2048, 8192, 32768)}
 # On CUDA, scoring inputs are doubled from the case's size until one call of ours takes this long, up to MAX_IMAGES.
 # On CPU the sizes stay fixed: throughput depends on the size, so sizes chosen by timing made two runs incomparable.
-# Two runs on the idle 2-core VM still differ by up to 17%, as the guest's speed drifts between runs
-# (results/benchmarks/scoring_stability/README.md).
-MIN_CALL_SECONDS = 1.0
+MIN_CALL_SECONDS = 0.25
 MAX_IMAGES = 1 << 16
+# Timed rounds (one pair per case each): many short pairs spread over the whole run. The guest's speed drifts over
+# minutes, so 7 pairs per case taken in one window of their own made two runs differ by up to 17%
+# (results/benchmarks/scoring_stability/README.md).
+ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
 ROUNDS = [
@@ -104,8 +107,9 @@ def measured(fn, *args) -> dict:
     return {**row, "foreign": meter.foreign}
 
 
-def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = True) -> dict:
-    """Ours vs the reference on n random images already on the device (as the loop keeps the pool there)."""
+def prepare_scoring(name, num_classes, k, n, device, calibrate: bool) -> dict:
+    """Ours and the reference as two calls on the same n random images already on the device (as the loop keeps
+    the pool there), same weights and masks; the reference with its fastest chunk."""
     torch.manual_seed(0)
     model = build_model(name, num_classes).to(device).eval()
     masks = draw_masks(model, k, torch.Generator().manual_seed(0))
@@ -125,31 +129,50 @@ def bench_scoring(name, num_classes, k, n, repeats, device, calibrate: bool = Tr
     def reference(chunk):
         return torch.cat([forward_masked(model, x[i : i + chunk], masks) for i in range(0, n, chunk)])
 
-    chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS})
+    chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS[device.type]})
     ours()  # warm-up
     trial = {c: statistics.median(timed(lambda c=c: reference(c), device) for _ in range(3)) for c in chunks}
     chunk = min(trial, key=trial.get)  # median of 3 calls each: one call flipped the choice between runs
-    t_ref, t_ours = [], []
-    for _ in range(repeats):  # interleaved, so both see the same background load
-        t_ref.append(timed(lambda: reference(chunk), device))
-        t_ours.append(timed(ours, device))
-    ref_s, ours_s = statistics.median(t_ref), statistics.median(t_ours)
-    # pairs cancel speed drift within a run (a reference call and ours right after it see the same machine)
-    speedup = statistics.median(r / o for r, o in zip(t_ref, t_ours))
-    diff = (ours() - reference(chunk)).abs().max().item()
     return {
         "model": name,
         "K": k,
         "images": n,
         "ref_chunk": chunk,
         "ours_chunk": default_scoring_batch_size(model, k),
-        "ref_s": ref_s,
-        "ours_s": ours_s,
-        "speedup": speedup,
-        "ours_tput": n * k / ours_s,
-        "ref_tput": n * k / ref_s,
-        "max_abs_diff": diff,
+        "ours": ours,
+        "reference": lambda: reference(chunk),
+        "max_abs_diff": (ours() - reference(chunk)).abs().max().item(),
     }
+
+
+def bench_scoring(cases: list[dict], rounds: int, device) -> list[dict]:
+    """Round-robin over the cases: each round times one (reference, ours) pair per case, the pair's order
+    alternating between rounds, so every case samples the machine over the whole benchmark rather than in one
+    window of its own (the guest's speed drifts over minutes, and our memory-bound calls feel it more than the
+    reference's)."""
+    times = [{"ref": [], "ours": []} for _ in cases]
+    for r in range(rounds):
+        for case, t in zip(cases, times):
+            order = ("reference", "ours") if r % 2 == 0 else ("ours", "reference")
+            for which in order:
+                t["ref" if which == "reference" else "ours"].append(timed(case[which], device))
+    rows = []
+    for case, t in zip(cases, times):
+        ratios = sorted(r / o for r, o in zip(t["ref"], t["ours"]))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        ref_s, ours_s = statistics.median(t["ref"]), statistics.median(t["ours"])
+        rows.append(
+            {
+                **{key: v for key, v in case.items() if not callable(v)},
+                "ref_s": ref_s,
+                "ours_s": ours_s,
+                "speedup": statistics.median(ratios),  # each pair ran back to back: drift cancels within it
+                "speedup_iqr": (quartiles[0], quartiles[2]),
+                "ours_tput": case["images"] * case["K"] / ours_s,
+                "ref_tput": case["images"] * case["K"] / ref_s,
+            }
+        )
+    return rows
 
 
 def load_round_data(dataset, kwargs, root, smoke):
@@ -272,21 +295,24 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
         "",
         "## MC-dropout scoring: `mc_log_probs` vs `forward_masked`",
         "",
-        "Same random inputs, weights and K consistent masks; times are medians of "
-        f"{args.repeats} interleaved repeats, the speedup is the median of the paired ratios (reference call / "
-        "our call right after it); the reference uses its fastest chunk among "
-        f"{', '.join(str(r) for r in REFERENCE_ROWS)} replicated rows; ours uses its default chunk. "
-        "Throughput counts images x MC samples per second.",
+        "Same random inputs, weights and K consistent masks; "
+        f"{args.rounds} rounds over all cases, each timing one back-to-back pair (reference call, our call; the "
+        "order alternating) per case; times are medians over the rounds, the speedup is the median of the paired "
+        "ratios (reference / ours) with their interquartile range; the reference uses its fastest chunk among "
+        f"{', '.join(str(r) for r in REFERENCE_ROWS[info['device'].split(':')[0]])} replicated rows; ours uses its "
+        "default chunk. Throughput counts images x MC samples per second. Foreign load during the rounds: "
+        f"{scoring[0]['foreign']:.2f}.",
         "",
-        "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | ours samples/s "
-        "| ref samples/s | max abs diff | foreign load |",
+        "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | interquartile | ours samples/s "
+        "| ref samples/s | max abs diff |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in scoring:
         lines.append(
             f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
-            f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | {r['ours_tput']:,.0f} | "
-            f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} | {r['foreign']:.2f} |"
+            f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | "
+            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f} | {r['ours_tput']:,.0f} | "
+            f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |"
         )
     if rounds is not None:
         lines += [
@@ -329,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/loop.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per scoring case")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="timed pairs per scoring case (default: 30 on CPU, 10 on CUDA)"
+    )
     parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
     args = parser.parse_args(argv)
@@ -340,14 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load_average()
     print(f"hardware: {info}; load average {load_start}", flush=True)
 
-    scoring = []
-    cases = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
+    specs = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
     calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
-    for name, classes, k, n in cases:
-        r = measured(bench_scoring, name, classes, k, n, 1 if args.smoke else args.repeats, device, calibrate)
-        scoring.append(r)
+    cases = [prepare_scoring(name, classes, k, n, device, calibrate) for name, classes, k, n in specs]
+    args.rounds = 1 if args.smoke else args.rounds or ROUNDS_BY_DEVICE[device.type]
+    with LoadMeter() as meter:
+        scoring = bench_scoring(cases, args.rounds, device)
+    for r in scoring:
+        r["foreign"] = meter.foreign
         print(
-            f"scoring model={name} K={k} speedup={r['speedup']:.2f} (ours {r['ours_tput']:,.0f} vs reference "
+            f"scoring model={r['model']} K={r['K']} speedup={r['speedup']:.2f} (interquartile "
+            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; ours {r['ours_tput']:,.0f} vs reference "
             f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})",
             flush=True,
         )
