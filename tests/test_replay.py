@@ -205,7 +205,7 @@ def test_report_files_and_the_script(tmp_path):
     assert script.main(["--report", "--out", str(tmp_path / "empty")]) == 2
 
 
-def test_variant_rules_are_compared_on_the_trainings_every_rule_has(tmp_path):
+def test_each_variant_rule_is_paired_with_the_deterministic_rules_on_its_own_trainings(tmp_path):
     from batchbald import fidelity_variants as fv
     from scripts import replay as script
 
@@ -213,24 +213,38 @@ def test_variant_rules_are_compared_on_the_trainings_every_rule_has(tmp_path):
     rows = {
         "labelled": fake_rows("labelled", [[0.0, 0.01, 0.02]], [[4, 4, 4]]),
         "labelled_mc10": fake_rows("labelled_mc10", [[0.01, 0.03, 0.5]], [[4, 6, 9]]),
+        "labelled_mc1": fake_rows("labelled_mc1", [[0.02, 0.02, 0.02]], [[5, 5, 5]]),
         "heldout": fake_rows("heldout", [[0.05, 0.04, 0.06]], [[8, 9, 7]]),
     }
     rows["labelled_mc10"] = [r for r in rows["labelled_mc10"] if (r["round"], r["trial"]) != (2, 1)]  # one missing
+    rows["labelled_mc1"] = [r for r in rows["labelled_mc1"] if r["trial"] == 0]  # replayed for one trial only
     for rule, rule_rows in rows.items():
         (out / rule).mkdir(parents=True)
         pd.DataFrame(rule_rows).to_csv(out / rule / "rmnist.csv", index=False)
     (out / "not_a_rule").mkdir()
-    assert [p.name for p in fv.rule_dirs(out)] == ["heldout", "labelled", "labelled_mc10"]
-    table = fv.paired(fidelity.load_replays(out)).set_index("rule")
-    assert set(table["trainings"]) == {5}  # round 2 trial 1 is missing under labelled_mc10: left out everywhere
-    mc = table.loc["labelled_mc10"]
+    assert [p.name for p in fv.rule_dirs(out)] == ["heldout", "labelled", "labelled_mc1", "labelled_mc10"]
+    table = fv.paired(fidelity.load_replays(out))
+    blocks = {k: b.set_index("rule") for k, b in table.groupby("paired_set")}
+    assert list(blocks["labelled_mc1"].index) == ["heldout", "labelled", "labelled_mc1"]
+    assert set(blocks["labelled_mc1"]["trainings"]) == {3} and set(blocks["labelled_mc1"]["trials"]) == {1}
+    # round 2 trial 1 is missing under labelled_mc10: left out of its block, and only of its block
+    assert set(blocks["labelled_mc10"]["trainings"]) == {5} and set(blocks["labelled_mc10"]["trials"]) == {2}
+    mc = blocks["labelled_mc10"].loc["labelled_mc10"]
     # diffs per training: 0.01±0.01 (2), 0.03±0.01 (2), 0.49 (trial 0 of round 2 only)
     assert mc["median_diff"] == pytest.approx(0.02) and mc["mean_diff"] == pytest.approx((0.02 + 0.06 + 0.49) / 5)
     assert mc["epochs_ours"] == pytest.approx((4 + 4 + 6 + 6 + 9) / 5) and mc["at4_ours"] == pytest.approx(0.4)
-    assert table.loc["labelled", "at4_ours"] == 1.0 and table.loc["heldout", "at4_logged"] == 1.0
+    # paired with labelled training by training: +0.01 (2), +0.02 (2), +0.48; stops elsewhere in rounds 1 and 2
+    assert mc["vs_mean"] == pytest.approx((0.02 + 0.04 + 0.48) / 5) and mc["vs_moved"] == pytest.approx(0.6)
+    assert mc["vs_ci"] == pytest.approx((mc["vs_mean"], mc["vs_mean"]))  # one run: every resample is the same
+    assert blocks["labelled_mc1"].loc["labelled_mc1", "vs_mean"] == pytest.approx((0.02 + 0.01 + 0.0) / 3)
+    assert np.isnan(blocks["labelled_mc10"].loc["labelled", "vs_mean"])
+    assert blocks["labelled_mc10"].loc["labelled", "at4_ours"] == 1.0
+    assert blocks["labelled_mc10"].loc["heldout", "at4_logged"] == 1.0
     assert script.main(["--report", "--out", str(out)]) == 0
     summary = (out / "summary.md").read_text()
-    assert "Stopping-score variants" in summary and "| RMNIST BALD | labelled_mc10 | 5 (1) | +0.020 |" in summary
+    assert "Stopping-score variants" in summary
+    assert "| RMNIST BALD | labelled_mc10 | labelled_mc10 | 5 (1, 2) | +0.020 |" in summary
+    assert "| RMNIST BALD | labelled_mc1 | labelled | 3 (1, 1) | " in summary
     main_table = summary.split("Stopping-score variants")[0]
     assert "labelled_mc10" not in main_table  # the protocols' table keeps the two deterministic rules
     assert fv.paired(pd.DataFrame(rows["labelled"] + rows["heldout"])).empty  # no MC rule: no comparison
