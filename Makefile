@@ -10,7 +10,7 @@ ARGS ?=
 RUNS ?= results/runs
 
 .PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard \
-	device-wheels device-check slurm-start slurm-stop verify clean
+	device-wheels device-check device-import slurm-start slurm-stop verify clean
 
 install: $(VENV)/.installed
 
@@ -79,6 +79,10 @@ device-wheels: install
 
 device-check:
 	bash scripts/device_check.sh
+
+# Here, after a device check: FROM=<the folder its files came back to> (runs -> results/runs, checkpoints -> device-runs).
+device-import: install
+	$(PY) scripts/device_import.py $(FROM)
 
 # A single-node SLURM cluster on this machine (root + apt-get; README "SLURM").
 slurm-start:
