@@ -131,7 +131,10 @@ def _balanced_subset(y: torch.Tensor, per_class: int, seed: int, required: list[
         idx_c = (y == c).nonzero().flatten()
         req_c = required_t[y[required_t] == c] if len(required_t) else required_t
         if len(idx_c) < per_class:
-            raise ValueError(f"train_subset_per_class={per_class} but class {c} has only {len(idx_c)} train items")
+            raise ValueError(
+                f"train_subset_per_class={per_class} but class {c} has only {len(idx_c)} train items "
+                f"(allowed: 1 to {min((y == k).sum().item() for k in _classes_present(y))}, or null for all)"
+            )
         if len(req_c) > per_class:
             raise ValueError(
                 f"train_subset_per_class={per_class} must be >= {len(req_c)} to keep the paper's "

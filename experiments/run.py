@@ -176,16 +176,20 @@ def run(cfg: DictConfig) -> float | None:
         return None
 
     ds = config["dataset"]
-    dataset = load_dataset(
-        ds["name"],
-        ds["root"],
-        repetitions=ds["repetitions"],
-        split=ds["split"],
-        noise_std=ds["noise_std"],
-        seed=config["seed"],
-        train_subset_per_class=ds["train_subset_per_class"],
-        test_subset=ds["test_subset"],
-    )
+    try:
+        dataset = load_dataset(
+            ds["name"],
+            ds["root"],
+            repetitions=ds["repetitions"],
+            split=ds["split"],
+            noise_std=ds["noise_std"],
+            seed=config["seed"],
+            train_subset_per_class=ds["train_subset_per_class"],
+            test_subset=ds["test_subset"],
+        )
+    except ValueError as e:  # a subset larger than the data, ...: the data files themselves raise DataError
+        key = str(e).split("=")[0]
+        raise ConfigError(f"dataset.{e}" if key in ds else str(e)) from None
     try:
         splits = make_splits(dataset, initial=ds["initial"], validation_size=ds["validation_size"], seed=config["seed"])
     except ValueError as e:

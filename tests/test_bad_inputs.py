@@ -65,6 +65,10 @@ CONFIG_CASES = [
     ("model._target_=torch.nn.Linear", "model._target_=torch.nn.Linear: building it failed"),
     ("budget=100000", "budget (100000) is larger than the pool"),
     ("dataset.split=nosuchsplit", "error: EMNIST"),
+    (
+        "dataset.train_subset_per_class=500",
+        "dataset.train_subset_per_class=500 but class 0 has only 100 train items (allowed: 1 to 100, or null for all)",
+    ),
 ]
 
 
