@@ -52,9 +52,9 @@ REFERENCE_ROWS = {"cpu": (128, 512, 2048), "cuda": (2048, 8192, 32768)}
 # On CPU the sizes stay fixed: throughput depends on the size, so sizes chosen by timing made two runs incomparable.
 MIN_CALL_SECONDS = 0.25
 MAX_IMAGES = 1 << 16
-# Timed rounds (one pair per case each): many short pairs spread over the whole run. The guest's speed drifts over
-# minutes, so 7 pairs per case taken in one window of their own made two runs differ by up to 17%
-# (results/benchmarks/scoring_stability/README.md).
+# Timed rounds (one pair per case each): short pairs spread over the whole run rather than each case in a window of
+# its own. On the 2-core VM two runs still differ by 15-24% either way: its relative speed of the two codes drifts
+# over minutes, longer than a run (results/benchmarks/scoring_stability/README.md).
 ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs

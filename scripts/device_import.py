@@ -33,7 +33,7 @@ def unpack(archive: Path, dest: Path) -> list[Path]:
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")  # refuses absolute paths, links out of dest and the like
         names = [Path(m.name) for m in tar.getmembers() if m.isfile() and Path(m.name).name == "run.json"]
-    return sorted(Path(*n.parent.parts[n.parts[0] == "." :]) for n in names)
+    return sorted(n.parent for n in names)  # pathlib drops the archive's leading "./"
 
 
 def place_run(src: Path, dest: Path) -> str:
