@@ -52,7 +52,7 @@ CONFIG_CASES = [
     ("target_accuracy=1.5", "target_accuracy must be null or a number in (0, 1]"),
     ("train.lr=-1", "train.lr must be a positive number"),
     ("train.validation_set=test", "train.validation_set must be one of heldout, labelled"),
-    ("+train.validation_samples=-1", "train.validation_samples must be an integer >= 0, got -1"),
+    ("train.validation_samples=-1", "train.validation_samples must be an integer >= 0, got -1"),
     ("acquisition.stochastic=gibbs", "acquisition.stochastic must be null or one of power, softmax, softrank"),
     ("acquisition.coldness=-1", "acquisition.coldness must be a finite number >= 0"),
     ("dataset.noise_std=-1", "dataset.noise_std must be a number >= 0"),

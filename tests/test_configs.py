@@ -91,18 +91,23 @@ MAIN_RUN_GROUPS = {
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_paper_profile_stops_each_group_as_its_logs_did(experiment):
-    """Main-run groups score the labelled set on the paper profile (README "Training protocol"); the ablation
-    groups and every quick-profile group use the held-out validation set, as the released code does."""
-    paper = resolved([f"experiment={experiment}", "profile=paper"])["train"]["validation_set"]
-    quick = resolved([f"experiment={experiment}", "profile=quick"])["train"]["validation_set"]
-    assert paper == ("labelled" if experiment in MAIN_RUN_GROUPS else "heldout")
-    assert quick == "heldout"
+    """Main-run groups score the labelled set with the run's K-sample MC prediction on the paper profile (README
+    "Training protocol"); the ablation groups and every quick-profile group score the held-out validation set with
+    the deterministic net, as the released code does."""
+    paper = resolved([f"experiment={experiment}", "profile=paper"])
+    quick = resolved([f"experiment={experiment}", "profile=quick"])["train"]
+    main = experiment in MAIN_RUN_GROUPS
+    assert paper["train"]["validation_set"] == ("labelled" if main else "heldout")
+    assert paper["train"]["validation_samples"] == (paper["mc_samples"] if main else 0)
+    assert (quick["validation_set"], quick["validation_samples"]) == ("heldout", 0)
 
 
 def test_validation_set_can_be_overridden_on_the_command_line():
     cfg = resolved(["experiment=rmnist_batchbald", "train.validation_set=heldout"])
     assert cfg["train"]["validation_set"] == "heldout"
     assert resolved([])["train"]["validation_set"] == "heldout"
+    cfg = resolved(["experiment=mnist_batchbald_b10", "profile=paper", "train.validation_samples=0"])
+    assert (cfg["train"]["validation_set"], cfg["train"]["validation_samples"]) == ("labelled", 0)
 
 
 @pytest.mark.parametrize("launcher", ["local", "slurm", "submitit_local"])

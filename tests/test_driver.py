@@ -120,7 +120,7 @@ def test_single_run_writes_results_and_wandb(root, tmp_path):
 
 def test_mc_scored_labelled_stopping_from_the_command_line(root, tmp_path):
     out = tmp_path / "run"
-    extra = ("train.validation_set=labelled", "+train.validation_samples=3", "wandb.mode=disabled")
+    extra = ("train.validation_set=labelled", "train.validation_samples=3", "wandb.mode=disabled")
     proc = run(tiny(root, f"hydra.run.dir={out}", *extra))
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "run.json").read_text())
