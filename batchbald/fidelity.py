@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchbald.fidelity_variants import MIN_EPOCHS, rule_dirs, variants_section
+from batchbald.fidelity_variants import MIN_EPOCHS, rule_dirs, run_bootstrap_ci, variants_section
 from batchbald.train import VALIDATION_SETS
 
 # Official log group -> (display name, which training regime its logs show, paper figures/tables it feeds).
@@ -92,16 +92,6 @@ def per_round(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def bootstrap_median_ci(values_by_run: list[np.ndarray], *, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the median of the pooled values, resampling whole runs with replacement."""
-    rng = np.random.default_rng(seed)
-    k = len(values_by_run)
-    if k == 0:
-        return (math.nan, math.nan)
-    medians = [np.median(np.concatenate([values_by_run[i] for i in rng.integers(0, k, k)])) for _ in range(reps)]
-    return (float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5)))
-
-
 def summarize(df: pd.DataFrame) -> list[GroupSummary]:
     """One summary per (group, validation set) present in the replay rows."""
     rounds = per_round(df)
@@ -117,7 +107,7 @@ def summarize(df: pd.DataFrame) -> list[GroupSummary]:
                 rounds=len(r),
                 trials=float(r["trials"].mean()),
                 median_diff=float(r["diff"].median()),
-                diff_ci=bootstrap_median_ci(by_run),
+                diff_ci=run_bootstrap_ci(by_run, np.median),
                 mean_diff=float(r["diff"].mean()),
                 share_higher=float((r["diff"] > 0).mean()),
                 epochs_ours=float(raw["epochs"].mean()),

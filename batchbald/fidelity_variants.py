@@ -52,6 +52,16 @@ def paired(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_bootstrap_ci(values_by_run: list[np.ndarray], statistic, *, reps: int = 2000, seed: int = 0) -> tuple:
+    """95% percentile interval of statistic(pooled values), resampling whole runs with replacement."""
+    k = len(values_by_run)
+    if k == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    stats = [statistic(np.concatenate([values_by_run[i] for i in rng.integers(0, k, k)])) for _ in range(reps)]
+    return (float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5)))
+
+
 def _vs(common: pd.DataFrame, rule: str) -> dict:
     """Accuracy of rule − the baseline rule's on each shared training: mean, a 95% interval resampling whole runs,
     and the share of trainings where the two stop at a different epoch (NaN for the baseline itself)."""
@@ -62,11 +72,9 @@ def _vs(common: pd.DataFrame, rule: str) -> dict:
     )
     diff = (pair["accuracy"] - pair["accuracy_base"]).to_numpy()
     by_run = [diff[(pair["run"] == run).to_numpy()] for run in pair["run"].unique()]
-    rng = np.random.default_rng(0)
-    means = [np.concatenate([by_run[i] for i in rng.integers(0, len(by_run), len(by_run))]).mean() for _ in range(2000)]
     return {
         "vs_mean": diff.mean(),
-        "vs_ci": (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))),
+        "vs_ci": run_bootstrap_ci(by_run, np.mean),
         "vs_moved": (pair["epochs"] != pair["epochs_base"]).mean(),
     }
 

@@ -78,11 +78,5 @@ timeout --signal=INT --kill-after=20 "$RUN_SECONDS" $PY scripts/reproduce.py --p
 echo "runs exit $? (124: stopped at the time limit; the runs resume from their checkpoints)"
 (cd "$RUNS" && find . \( -name rounds.csv -o -name run.json -o -name checkpoint.pt \) -print0 | tar czf - --null -T -) \
     >"$OUT/runs.tar.gz"
-$PY - "$RUNS" <<'PY'
-import json, pathlib, sys
-for run in sorted(pathlib.Path(sys.argv[1]).glob("*/*/seed*/run.json")):
-    meta = json.loads(run.read_text())
-    rounds = (run.parent / "rounds.csv").read_text().count("\n") - 1 if (run.parent / "rounds.csv").exists() else 0
-    print(f"{run.parent.relative_to(sys.argv[1])}: {meta['status']}, {rounds} rounds, {meta.get('elapsed_seconds', 0):.0f}s")
-PY
+$PY scripts/device_import.py --list "$RUNS"
 step "done: $(ls "$OUT" | tr '\n' ' ')"

@@ -51,8 +51,14 @@ def place_run(src: Path, dest: Path) -> str:
     for name in RUN_FILES:
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
-    rounds = (dest / "rounds.csv").read_text().count("\n") - 1 if (dest / "rounds.csv").exists() else 0
-    return f"{dest}: {meta.get('status')}, {rounds} rounds on {meta.get('device')}"
+    return f"{dest}: {describe_run(dest)}"
+
+
+def describe_run(run_dir: Path) -> str:
+    """A run's status, finished rounds, seconds and device, from its run.json and rounds.csv."""
+    meta = json.loads((run_dir / "run.json").read_text())
+    rounds = (run_dir / "rounds.csv").read_text().count("\n") - 1 if (run_dir / "rounds.csv").exists() else 0
+    return f"{meta.get('status')}, {rounds} rounds, {meta.get('elapsed_seconds') or 0:.0f}s on {meta.get('device')}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="the folder the device check's files came back to")
     parser.add_argument("--results", type=Path, default=REPO / "results")
     parser.add_argument("--resume", type=Path, default=REPO / "device-runs", help="where the runs' checkpoints go")
+    parser.add_argument("--list", action="store_true", help="only describe the runs under SOURCE, one line each")
     args = parser.parse_args(argv)
+    if args.list:
+        for run in sorted(args.source.glob("*/*/seed*/run.json")):
+            print(f"{run.parent.relative_to(args.source)}: {describe_run(run.parent)}")
+        return 0
     found = [name for name in (*LOGS, "runs.tar.gz") if (args.source / name).is_file()]
     if not found:
         print(f"error: no device-check files in {args.source} (expected runs.tar.gz, {', '.join(LOGS)})")

@@ -13,6 +13,7 @@ import torch
 
 from batchbald import fidelity, replay
 from batchbald.data import PAPER_INITIAL_MNIST_INDICES, find_shared_data
+from batchbald.fidelity_variants import run_bootstrap_ci
 from tests.fakedata import tensor_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,3 +357,13 @@ def test_script_refuses_an_unknown_stopping_rule(capsys):
         script.main(["--validation-set", "labelled", "labelled_mc0"])
     assert stop.value.code == 2
     assert "unknown stopping rule 'labelled_mc0'" in capsys.readouterr().err
+
+
+def test_run_bootstrap_resamples_whole_runs():
+    """Two runs, [0, 0] and [1]: a resample pools whole runs, so its mean is 0, 1/3 or 1 (never 1/2)."""
+    runs = [np.array([0.0, 0.0]), np.array([1.0])]
+    assert run_bootstrap_ci(runs, np.mean) == (0.0, 1.0)
+    means = run_bootstrap_ci(runs, np.mean, reps=1)
+    assert means[0] in (0.0, 1 / 3, 1.0)
+    assert run_bootstrap_ci([np.array([0.5, 0.5])] * 3, np.median) == (0.5, 0.5)
+    assert all(np.isnan(run_bootstrap_ci([], np.mean)))
