@@ -61,7 +61,9 @@ def _trials_text(counts: list[int]) -> str:
     if not counts:
         return "no trials"
     lo, hi = min(counts), max(counts)
-    return f"{lo} trials each" if lo == hi else f"{lo}-{hi} trials per method"
+    if lo == hi:
+        return "1 trial each" if lo == 1 else f"{lo} trials each"
+    return f"{lo}-{hi} trials per method"
 
 
 def _n_runs(rows: pd.DataFrame) -> int:

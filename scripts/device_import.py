@@ -1,6 +1,7 @@
 """Bring what `make device-check` sent back into the repository.
 
     python scripts/device_import.py /work/.device/<call>/files     # or: make device-import FROM=<that folder>
+    python scripts/device_import.py --list device-runs              # one line per run: status, rounds, seconds, device
 
 From the folder the check's files came back to (runs.tar.gz, benchmark-loop.md, env.txt, cuda-tests.log,
 device-check.log, bench.log):

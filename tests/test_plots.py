@@ -296,3 +296,10 @@ def test_beyond_the_paper_section(tmp_path):
     assert "PowerBALD − BatchBALD, points to 90%, paired by seed: per-seed differences 1: " in section
     assert "labels to reach 90% PowerBALD 100, BatchBALD 110, BALD 225" in section
     assert "group_beyond_rmnist.png" in report and "Beyond the paper: PowerBALD on EMNIST" not in section
+
+
+def test_trials_text_counts_in_words():
+    assert P._trials_text([1, 1]) == "1 trial each"
+    assert P._trials_text([3, 3]) == "3 trials each"
+    assert P._trials_text([2, 5, 3]) == "2-5 trials per method"
+    assert P._trials_text([]) == "no trials"
