@@ -6,7 +6,8 @@
 Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs
 already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (0.2-0.6 s per call
 of ours on a 2-core box), doubled on CUDA until one call of ours takes 0.25 s; rounds over all cases (30 on CPU, 10 on
-CUDA), each timing one back-to-back pair per case, speedup = median of the paired ratios; the reference runs with its
+CUDA), each timing one back-to-back pair per case, speedup = median of the paired ratios, also the best-time ratio
+(fastest reference call / fastest call of ours; `--raw` keeps every call's seconds); the reference runs with its
 fastest chunk size among a few. Rounds: MNIST (K=100, b=10, the paper's 20 initial points), Repeated MNIST
 (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings (SPEC §1-2), BatchBALD selection.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -168,6 +170,9 @@ def bench_scoring(cases: list[dict], rounds: int, device) -> list[dict]:
                 "ours_s": ours_s,
                 "speedup": statistics.median(ratios),  # each pair ran back to back: drift cancels within it
                 "speedup_iqr": (quartiles[0], quartiles[2]),
+                "best_speedup": min(t["ref"])
+                / min(t["ours"]),  # timeit's rule: the fastest call is the least disturbed
+                "times": t,
                 "ours_tput": case["images"] * case["K"] / ours_s,
                 "ref_tput": case["images"] * case["K"] / ref_s,
             }
@@ -298,20 +303,21 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
         "Same random inputs, weights and K consistent masks; "
         f"{args.rounds} rounds over all cases, each timing one back-to-back pair (reference call, our call; the "
         "order alternating) per case; times are medians over the rounds, the speedup is the median of the paired "
-        "ratios (reference / ours) with their interquartile range; the reference uses its fastest chunk among "
+        "ratios (reference / ours) with their interquartile range, the best-time ratio that of the two fastest calls "
+        "(fastest reference call / fastest call of ours over all rounds); the reference uses its fastest chunk among "
         f"{', '.join(str(r) for r in REFERENCE_ROWS[info['device'].split(':')[0]])} replicated rows; ours uses its "
         "default chunk. Throughput counts images x MC samples per second. Foreign load during the rounds: "
         f"{scoring[0]['foreign']:.2f}.",
         "",
-        "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | interquartile | ours samples/s "
-        "| ref samples/s | max abs diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | interquartile | best-time ratio "
+        "| ours samples/s | ref samples/s | max abs diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in scoring:
         lines.append(
             f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
             f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | "
-            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f} | {r['ours_tput']:,.0f} | "
+            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f} | {r['best_speedup']:.2f}x | {r['ours_tput']:,.0f} | "
             f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |"
         )
     if rounds is not None:
@@ -360,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
+    parser.add_argument("--raw", type=Path, default=None, help="also write every timed scoring call here (JSON)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -378,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         r["foreign"] = meter.foreign
         print(
             f"scoring model={r['model']} K={r['K']} speedup={r['speedup']:.2f} (interquartile "
-            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; ours {r['ours_tput']:,.0f} vs reference "
+            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; best-time ratio {r['best_speedup']:.2f}; "
+            f"ours {r['ours_tput']:,.0f} vs reference "
             f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})",
             flush=True,
         )
@@ -400,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"round dataset={r['dataset']} {r['note']}", flush=True)
 
+    if args.raw:
+        args.raw.parent.mkdir(parents=True, exist_ok=True)
+        args.raw.write_text(json.dumps({"hardware": info, "scoring": scoring}, indent=1) + "\n")
     loads = (load_start, load_average())
     write_markdown(args.out, info, scoring, rounds, args, loads)
     print(f"load average at end {loads[1]}; wrote {args.out}")

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end on tiny settings, and their load meter tells foreign from own CPU work."""
 
+import json
 import subprocess
 import sys
 import time
@@ -58,9 +59,10 @@ def test_acquisition_benchmark_writes_a_report(tmp_path):
 
 
 def test_loop_benchmark_smoke_writes_a_report(tmp_path):
-    out = tmp_path / "loop.md"
+    out, raw = tmp_path / "loop.md", tmp_path / "times.json"
     run = subprocess.run(
-        [sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1", "--out", str(out)],
+        [sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1", "--out", str(out)]
+        + ["--raw", str(raw)],
         check=True,
         capture_output=True,
         text=True,
@@ -72,3 +74,13 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
         assert f"scoring model={model} K={k} speedup=" in run.stdout
         assert f"| {model} | {k} | 8 |" in text
     assert "## One paper-settings round per dataset" in text
+    scoring = json.loads(raw.read_text())["scoring"]
+    assert [(r["model"], r["K"]) for r in scoring] == [
+        ("mnist_cnn", 10),
+        ("mnist_cnn", 100),
+        ("emnist_cnn", 10),
+        ("emnist_cnn", 100),
+    ]
+    for r in scoring:  # one round: one call each, so the best-time ratio is that pair's ratio
+        assert r["best_speedup"] == pytest.approx(r["times"]["ref"][0] / r["times"]["ours"][0])
+        assert f"| {r['best_speedup']:.2f}x |" in text
