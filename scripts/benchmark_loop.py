@@ -58,8 +58,8 @@ REFERENCE_ROWS = {"cpu": (128,), "cuda": (2048, 8192, 32768)}
 MIN_CALL_SECONDS = 0.25
 MAX_IMAGES = 1 << 16
 # Timed rounds (one pair per case each): short pairs spread over the whole run rather than each case in a window of
-# its own. On the 2-core VM two runs still differ by 15-24% either way: its relative speed of the two codes drifts
-# over minutes, longer than a run (results/benchmarks/scoring_stability/README.md).
+# its own. On the 2-core VM two runs still differ by up to 66%: the host slows one code or the other for minutes,
+# longer than a run (results/benchmarks/scoring_stability/README.md).
 ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
 
 # dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
