@@ -50,7 +50,7 @@ SCORING_CASES = [
     ("emnist_cnn", 47, 100, 64),
 ]  # model, classes, K, images (on CPU: about 0.2-0.6 s a call of ours, 1-2.5 s of the reference; CUDA: doubled)
 # Reference chunk sizes tried, in replicated rows (images x K); the reference keeps its fastest. On CPU one fixed size,
-# chosen in 34 of 44 choices among 128/512/2048 rows (11 runs): the choice, made on a few timed calls, flipped between
+# the pick in 34 of 44 choices among 128/512/2048 rows (11 runs): the choice, made on a few timed calls, flipped between
 # runs and with it the reference's speed by up to 1.5x (results/benchmarks/scoring_stability/README.md).
 REFERENCE_ROWS = {"cpu": (128,), "cuda": (2048, 8192, 32768)}
 # On CUDA, scoring inputs are doubled from the case's size until one call of ours takes this long, up to MAX_IMAGES.
@@ -176,8 +176,8 @@ def bench_scoring(cases: list[dict], rounds: int, device) -> list[dict]:
                 "ours_s": ours_s,
                 "speedup": statistics.median(ratios),  # each pair ran back to back: drift cancels within it
                 "speedup_iqr": (quartiles[0], quartiles[2]),
-                "best_speedup": min(t["ref"])
-                / min(t["ours"]),  # timeit's rule: the fastest call is the least disturbed
+                # timeit's rule: the fastest call is the least disturbed
+                "best_speedup": min(t["ref"]) / min(t["ours"]),
                 "times": t,
                 "ours_tput": case["images"] * case["K"] / ours_s,
                 "ref_tput": case["images"] * case["K"] / ref_s,
