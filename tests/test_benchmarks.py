@@ -70,17 +70,13 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
     )
     text = out.read_text()
     assert "SMOKE RUN" in text and "foreign load" in text
-    for model, k in [("mnist_cnn", 10), ("mnist_cnn", 100), ("emnist_cnn", 10), ("emnist_cnn", 100)]:
+    cases = [("mnist_cnn", 10), ("mnist_cnn", 100), ("emnist_cnn", 10), ("emnist_cnn", 100)]
+    for model, k in cases:
         assert f"scoring model={model} K={k} speedup=" in run.stdout
         assert f"| {model} | {k} | 8 |" in text
     assert "## One paper-settings round per dataset" in text
     scoring = json.loads(raw.read_text())["scoring"]
-    assert [(r["model"], r["K"]) for r in scoring] == [
-        ("mnist_cnn", 10),
-        ("mnist_cnn", 100),
-        ("emnist_cnn", 10),
-        ("emnist_cnn", 100),
-    ]
+    assert [(r["model"], r["K"]) for r in scoring] == cases
     for r in scoring:  # one round: one call each, so the best-time ratio is that pair's ratio
         assert r["best_speedup"] == pytest.approx(r["times"]["ref"][0] / r["times"]["ours"][0])
         assert f"| {r['best_speedup']:.2f}x |" in text
