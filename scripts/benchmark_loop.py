@@ -7,10 +7,9 @@ Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replic
 already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (0.2-0.6 s per call
 of ours on a 2-core box), doubled on CUDA until one call of ours takes 0.25 s; rounds over all cases (30 on CPU, 10 on
 CUDA), each timing one back-to-back pair per case, speedup = median of the paired ratios, also the best-time ratio
-(fastest reference call / fastest call of ours; `--raw` keeps every call's seconds); the reference runs with 128
-replicated rows a chunk on CPU, its fastest chunk size among a few on CUDA. Rounds: MNIST (K=100, b=10, the paper's
-20 initial points), Repeated MNIST (3 copies, K=10, b=10) and EMNIST (K=10, b=5) with the paper's training settings
-(SPEC §1-2), BatchBALD selection.
+(fastest reference call / fastest call of ours; `--raw` keeps every call's seconds); on CPU the rounds are split among
+5 fresh processes and the speedup is the median of theirs; the reference runs with 128 replicated rows a chunk on CPU,
+its fastest chunk size among a few on CUDA. Rounds: `scripts/benchmark_round.py`.
 """
 
 from __future__ import annotations
@@ -22,11 +21,10 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -41,7 +39,8 @@ from batchbald.models import (  # noqa: E402
     mc_log_probs,
 )
 from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
-from batchbald.train import TrainConfig, evaluate, resolve_device, train_model  # noqa: E402
+from batchbald.train import resolve_device  # noqa: E402
+from scripts.benchmark_round import ROUNDS, bench_round, timed  # noqa: E402
 
 SCORING_CASES = [
     ("mnist_cnn", 10, 10, 512),
@@ -61,26 +60,8 @@ MAX_IMAGES = 1 << 16
 # its own. On the 2-core VM two runs still differ by up to 66%: the host slows one code or the other for minutes,
 # longer than a run (results/benchmarks/scoring_stability/README.md).
 ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
-
-# dataset, load_dataset kwargs, model, K, b, initial, validation size, TrainConfig kwargs
-ROUNDS = [
-    ("mnist", {}, "mnist_cnn", 100, 10, "paper", 1024, dict(epoch_samples=5056, max_epochs=30)),
-    ("repeated_mnist", {"repetitions": 2}, "mnist_cnn", 10, 10, "paper", 3072, dict(epoch_samples=5056, max_epochs=40)),
-    ("emnist", {"split": "balanced"}, "emnist_cnn", 10, 5, 1, 16384, dict(epoch_samples=20224, max_epochs=40)),
-]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
+# Fresh processes the rounds are split among: on CPU a process can run the reference slower from start to end.
+PROCESSES_BY_DEVICE = {"cpu": 5, "cuda": 1}
 
 
 def hardware(device: torch.device) -> dict:
@@ -164,115 +145,58 @@ def bench_scoring(cases: list[dict], rounds: int, device) -> list[dict]:
             order = ("reference", "ours") if r % 2 == 0 else ("ours", "reference")
             for which in order:
                 t["ref" if which == "reference" else "ours"].append(timed(case[which], device))
-    rows = []
-    for case, t in zip(cases, times):
-        ratios = sorted(r / o for r, o in zip(t["ref"], t["ours"]))
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        ref_s, ours_s = statistics.median(t["ref"]), statistics.median(t["ours"])
-        rows.append(
-            {
-                **{key: v for key, v in case.items() if not callable(v)},
-                "ref_s": ref_s,
-                "ours_s": ours_s,
-                "speedup": statistics.median(ratios),  # each pair ran back to back: drift cancels within it
-                "speedup_iqr": (quartiles[0], quartiles[2]),
-                # timeit's rule: the fastest call is the least disturbed
-                "best_speedup": min(t["ref"]) / min(t["ours"]),
-                "times": t,
-                "ours_tput": case["images"] * case["K"] / ours_s,
-                "ref_tput": case["images"] * case["K"] / ref_s,
-            }
-        )
-    return rows
+    return [scoring_row(case, t) for case, t in zip(cases, times)]
 
 
-def load_round_data(dataset, kwargs, root, smoke):
-    from batchbald.data import DataError, find_shared_data, load_dataset, prepare_from
-
-    subset = dict(train_subset_per_class=40, test_subset=500) if smoke else {}
-    attempts = [(dataset, kwargs)]
-    if dataset == "emnist":
-        attempts.append((dataset, {**kwargs, "split": "standin"}))
-    errors = []
-    for name, kw in attempts:
-        try:
-            return load_dataset(name, root, download=False, **kw, **subset), ""
-        except DataError as e:
-            errors.append(str(e).splitlines()[0])
-    shared = find_shared_data()
-    if shared is not None:  # files in the shared layout: link them into a temporary root
-        tmp = Path(tempfile.mkdtemp(prefix="bb-bench-data-"))
-        prepare_from(shared, tmp, symlink=True)
-        for name, kw in attempts:
-            try:
-                return load_dataset(name, tmp, download=False, **kw, **subset), ""
-            except DataError as e:
-                errors.append(str(e).splitlines()[0])
-    return None, "; ".join(errors)
-
-
-def bench_round(spec, root, device, smoke) -> dict:
-    from batchbald.data import make_splits
-
-    dataset, kwargs, model_name, k, b, initial, validation, train_kwargs = spec
-    ds, error = load_round_data(dataset, kwargs, root, smoke)
-    if ds is None:
-        return {"dataset": dataset, "note": f"skipped: data not available ({error})"}
-    notes = [ds.description]
-    if dataset == "emnist":
-        notes.append(f"labelled set {initial}/class (the paper starts from 0 points: an untrained first round)")
-    left = len(ds.train.y) - (len(ds.paper_initial) if initial == "paper" else initial * ds.num_classes)
-    if validation > left // 4:
-        validation = left // 4
-        notes.append(f"validation capped to {validation} (train set smaller than the paper's)")
-    if smoke:
-        train_kwargs = dict(epoch_samples=256, max_epochs=2)
-    splits = make_splits(ds, initial=initial, validation_size=validation, seed=0)
-    g = torch.Generator(device).manual_seed(0)  # on the device, as the loop's generators
-    torch.manual_seed(0)
-    model = build_model(model_name, ds.num_classes).to(device)
-    # on the device once, outside the timings, as the loop does (no host-to-device copy inside a timed step)
-    tr = SimpleNamespace(x=ds.train.x.to(device), y=ds.train.y.to(device))
-    test_x, test_y = ds.test.x.to(device), ds.test.y.to(device)
-    sync(device)
-    row = {
-        "dataset": dataset,
-        "model": model_name,
-        "K": k,
-        "b": b,
-        "labelled": len(splits.initial),
-        "pool": len(splits.pool),
-        "test": len(ds.test.y),
+def scoring_row(case: dict, t: dict) -> dict:
+    """One case's row from its paired call times t = {"ref": [s, ...], "ours": [s, ...]}."""
+    ratios = sorted(r / o for r, o in zip(t["ref"], t["ours"]))
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    ref_s, ours_s = statistics.median(t["ref"]), statistics.median(t["ours"])
+    keep = ("model", "K", "images", "ref_chunk", "ours_chunk", "max_abs_diff", "foreign")
+    return {
+        **{key: case[key] for key in keep if key in case},
+        "ref_s": ref_s,
+        "ours_s": ours_s,
+        "speedup": statistics.median(ratios),  # each pair ran back to back: drift cancels within it
+        "speedup_iqr": (quartiles[0], quartiles[2]),
+        "best_speedup": min(t["ref"]) / min(t["ours"]),  # timeit's rule: the fastest call is the least disturbed
+        "times": t,
+        "ours_tput": case["images"] * case["K"] / ours_s,
+        "ref_tput": case["images"] * case["K"] / ref_s,
     }
-    start = time.perf_counter()
-    result = train_model(
-        model,
-        tr.x[torch.tensor(splits.initial, device=device)],
-        tr.y[torch.tensor(splits.initial, device=device)],
-        tr.x[torch.tensor(splits.validation, device=device)],
-        tr.y[torch.tensor(splits.validation, device=device)],
-        TrainConfig(**train_kwargs),
-        generator=g,
-    )
-    sync(device)
-    row["train_s"], row["epochs"] = time.perf_counter() - start, result.epochs
-    pool_x = tr.x[torch.tensor(splits.pool, device=device)]
-    masks = draw_masks(model, k, g)
-    row["score_s"] = timed(lambda: row.__setitem__("log_probs", mc_log_probs(model, pool_x, masks)), device)
-    try:
-        from batchbald.acquisition import select
-    except ImportError as e:
-        row["select_s"] = None
-        notes.append(f"selection not timed: batchbald.acquisition unavailable ({e})")
-    else:
-        log_probs = row["log_probs"]
-        row["select_s"] = timed(lambda: select("batchbald", log_probs, b, seed=0), device)
-    del row["log_probs"]
-    eval_result = {}
-    row["eval_s"] = timed(lambda: eval_result.update(vars(evaluate(model, test_x, test_y, k=k, generator=g))), device)
-    row["test_accuracy"] = eval_result["accuracy"]
-    row["note"] = "; ".join(notes)
-    return row
+
+
+def scoring_in_processes(args, processes: int) -> list[dict]:
+    """The scoring comparison in `processes` fresh processes one after another, args.rounds pairs per case split
+    among them. A process can run one code slower from its first call to its last (run12 in
+    results/benchmarks/scoring_stability/), so the speedup is the median of the processes' own speedups; times,
+    interquartile range and best-time ratio pool every pair."""
+    rounds = math.ceil(args.rounds / processes)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp:
+        for i in range(processes):
+            raw = Path(tmp) / f"process{i}.json"
+            cmd = [sys.executable, __file__, "--scoring-only", "--processes", "1", "--rounds", str(rounds)]
+            cmd += ["--device", args.device, "--out", str(Path(tmp) / f"process{i}.md"), "--raw", str(raw)]
+            cmd += (["--threads", str(args.threads)] if args.threads else []) + (["--smoke"] if args.smoke else [])
+            child = subprocess.run(cmd, capture_output=True, text=True)
+            if child.returncode != 0:
+                tail = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise SystemExit(f"error: scoring process {i + 1}/{processes} failed: {tail}")
+            runs.append(json.loads(raw.read_text())["scoring"])
+            speedups = ", ".join(f"{r['model']} K={r['K']} {r['speedup']:.2f}x" for r in runs[-1])
+            print(f"scoring process {i + 1}/{processes} ({rounds} rounds): {speedups}", flush=True)
+    rows = []
+    for per_process in zip(*runs):
+        times = {key: [s for r in per_process for s in r["times"][key]] for key in ("ref", "ours")}
+        row = scoring_row(per_process[0], times)
+        row["process_speedups"] = [r["speedup"] for r in per_process]
+        row["speedup"] = statistics.median(row["process_speedups"])
+        row["max_abs_diff"] = max(r["max_abs_diff"] for r in per_process)
+        row["foreign"] = max(r["foreign"] for r in per_process)
+        rows.append(row)
+    return rows
 
 
 def reference_rows_text(device: str) -> str:
@@ -280,6 +204,16 @@ def reference_rows_text(device: str) -> str:
     if len(rows) == 1:
         return f"{rows[0]} replicated rows (fixed)"
     return f"the fastest among {', '.join(str(r) for r in rows)} replicated rows"
+
+
+def processes_text(args) -> str:
+    if args.processes == 1:
+        return ""
+    per = args.rounds // args.processes
+    return (
+        f"; the rounds ran in {args.processes} fresh processes one after another ({per} each), and the speedup is "
+        "the median of the processes' own speedups (listed; a process can run one code slower throughout)"
+    )
 
 
 def fmt_s(x) -> str:
@@ -317,21 +251,22 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
         f"{args.rounds} rounds over all cases, each timing one back-to-back pair (reference call, our call; the "
         "order alternating) per case; times are medians over the rounds, the speedup is the median of the paired "
         "ratios (reference / ours) with their interquartile range, the best-time ratio that of the two fastest calls "
-        "(fastest reference call / fastest call of ours over all rounds); the reference's chunk: "
-        f"{reference_rows_text(info['device'])}; ours uses its "
+        f"(fastest reference call / fastest call of ours over all rounds){processes_text(args)}; the reference's "
+        f"chunk: {reference_rows_text(info['device'])}; ours uses its "
         "default chunk. Throughput counts images x MC samples per second. Foreign load during the rounds: "
         f"{scoring[0]['foreign']:.2f}.",
         "",
         "| model | K | images | ref chunk | ours chunk | ref s | ours s | speedup | interquartile | best-time ratio "
-        "| ours samples/s | ref samples/s | max abs diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| per process | ours samples/s | ref samples/s | max abs diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in scoring:
+        per_process = ", ".join(f"{x:.2f}" for x in r.get("process_speedups", [])) or "-"
         lines.append(
             f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
             f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | "
-            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f} | {r['best_speedup']:.2f}x | {r['ours_tput']:,.0f} | "
-            f"{r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |"
+            f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f} | {r['best_speedup']:.2f}x | {per_process} | "
+            f"{r['ours_tput']:,.0f} | {r['ref_tput']:,.0f} | {r['max_abs_diff']:.1e} |"
         )
     if rounds is not None:
         lines += [
@@ -380,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
     parser.add_argument("--raw", type=Path, default=None, help="also write every timed scoring call here (JSON)")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="fresh processes the scoring pairs are split among (CPU: 5)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -388,14 +326,20 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load_average()
     print(f"hardware: {info}; load average {load_start}", flush=True)
 
-    specs = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
-    calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
-    cases = [prepare_scoring(name, classes, k, n, device, calibrate) for name, classes, k, n in specs]
-    args.rounds = 1 if args.smoke else args.rounds or ROUNDS_BY_DEVICE[device.type]
-    with LoadMeter() as meter:
-        scoring = bench_scoring(cases, args.rounds, device)
+    args.rounds = args.rounds or (1 if args.smoke else ROUNDS_BY_DEVICE[device.type])
+    args.processes = args.processes or (1 if args.smoke else PROCESSES_BY_DEVICE[device.type])
+    if args.processes > 1:
+        args.rounds = math.ceil(args.rounds / args.processes) * args.processes
+        scoring = scoring_in_processes(args, args.processes)
+    else:
+        specs = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
+        calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
+        cases = [prepare_scoring(name, classes, k, n, device, calibrate) for name, classes, k, n in specs]
+        with LoadMeter() as meter:
+            scoring = bench_scoring(cases, args.rounds, device)
+        for r in scoring:
+            r["foreign"] = meter.foreign
     for r in scoring:
-        r["foreign"] = meter.foreign
         print(
             f"scoring model={r['model']} K={r['K']} speedup={r['speedup']:.2f} (interquartile "
             f"{r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; best-time ratio {r['best_speedup']:.2f}; "
@@ -423,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.raw:
         args.raw.parent.mkdir(parents=True, exist_ok=True)
-        args.raw.write_text(json.dumps({"hardware": info, "scoring": scoring}, indent=1) + "\n")
+        args.raw.write_text(
+            json.dumps({"hardware": info, "processes": args.processes, "scoring": scoring}, indent=1) + "\n"
+        )
     loads = (load_start, load_average())
     write_markdown(args.out, info, scoring, rounds, args, loads)
     print(f"load average at end {loads[1]}; wrote {args.out}")

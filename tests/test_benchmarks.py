@@ -62,7 +62,7 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
     out, raw = tmp_path / "loop.md", tmp_path / "times.json"
     run = subprocess.run(
         [sys.executable, str(REPO / "scripts/benchmark_loop.py"), "--smoke", "--threads", "1", "--out", str(out)]
-        + ["--raw", str(raw)],
+        + ["--raw", str(raw), "--processes", "2"],
         check=True,
         capture_output=True,
         text=True,
@@ -75,8 +75,12 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
         assert f"scoring model={model} K={k} speedup=" in run.stdout
         assert f"| {model} | {k} | 8 |" in text
     assert "## One paper-settings round per dataset" in text
+    assert "scoring process 2/2 (1 rounds): mnist_cnn K=10 " in run.stdout
     scoring = json.loads(raw.read_text())["scoring"]
     assert [(r["model"], r["K"]) for r in scoring] == cases
-    for r in scoring:  # one round: one call each, so the best-time ratio is that pair's ratio
-        assert r["best_speedup"] == pytest.approx(r["times"]["ref"][0] / r["times"]["ours"][0])
-        assert f"| {r['best_speedup']:.2f}x |" in text
+    for r in scoring:  # one round in each of 2 processes: one pair each, pooled
+        ratios = [ref / ours for ref, ours in zip(r["times"]["ref"], r["times"]["ours"])]
+        assert r["process_speedups"] == pytest.approx(ratios)
+        assert r["speedup"] == pytest.approx(sum(ratios) / 2)  # the median of two
+        assert r["best_speedup"] == pytest.approx(min(r["times"]["ref"]) / min(r["times"]["ours"]))
+        assert f"| {r['best_speedup']:.2f}x | {ratios[0]:.2f}, {ratios[1]:.2f} |" in text
