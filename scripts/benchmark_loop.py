@@ -27,10 +27,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from batchbald.numerics import configure_cuda, pin_cpu_isa  # noqa: E402  (imports no torch)
+
+# The kernels the loop runs: experiments/run.py pins them the same way (AVX2 unless BATCHBALD_CPU_ISA=native).
+CPU_ISA = pin_cpu_isa()
+
+import torch  # noqa: E402
 
 from batchbald.models import (  # noqa: E402
     build_model,
@@ -71,6 +76,7 @@ def hardware(device: torch.device) -> dict:
         "logical cpus": os.cpu_count(),
         "torch threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "cpu kernels": f"{torch.backends.cpu.get_cpu_capability()} (BATCHBALD_CPU_ISA={CPU_ISA}, as the loop)",
         "device": str(device),
         "python": platform.python_version(),
         "code (git commit)": git_commit(REPO),
@@ -326,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        configure_cuda()  # as the loop: TF32 off, deterministic kernels
     info = hardware(device)
     load_start = load_average()
     print(f"hardware: {info}; load average {load_start}", flush=True)

@@ -70,6 +70,7 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
     )
     text = out.read_text()
     assert "SMOKE RUN" in text and "foreign load" in text
+    assert "- cpu kernels: AVX2 (BATCHBALD_CPU_ISA=avx2, as the loop)" in text  # the loop's pinned kernels
     cases = [("mnist_cnn", 10), ("mnist_cnn", 100), ("emnist_cnn", 10), ("emnist_cnn", 100)]
     for model, k in cases:
         assert f"scoring model={model} K={k} speedup=" in run.stdout
