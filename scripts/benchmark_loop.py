@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         "--processes", type=int, default=None, help="fresh processes the scoring pairs are split among (CPU: 5)"
     )
     args = parser.parse_args(argv)
+    for name in ("rounds", "processes", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

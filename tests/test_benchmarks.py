@@ -87,3 +87,16 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
         assert r["best_speedup"] == pytest.approx(min(r["times"]["ref"]) / min(r["times"]["ours"]))
         assert f"| **{r['speedup']:.2f}x** | {r['median_ratio']:.2f} (" in text
         assert f"| {r['best_speedup']:.2f}x | {ratios[0]:.2f}, {ratios[1]:.2f} |" in text
+
+
+@pytest.mark.parametrize("option", ["--rounds", "--processes", "--threads"])
+def test_loop_benchmark_refuses_counts_below_one(tmp_path, option):
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts/benchmark_loop.py"), option, "0", "--out", str(tmp_path / "loop.md")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert f"error: {option} must be at least 1, got 0" in run.stderr
+    assert not (tmp_path / "loop.md").exists()
