@@ -63,8 +63,8 @@ REFERENCE_ROWS = {"cpu": (128,), "cuda": (2048, 8192, 32768)}
 MIN_CALL_SECONDS = 0.25
 MAX_IMAGES = 1 << 16
 # Timed rounds (one pair per case each): short pairs spread over the whole run rather than each case in a window of
-# its own. On the 2-core VM two runs still differ by up to 66%: the host slows one code or the other for minutes,
-# longer than a run (results/benchmarks/scoring_stability/README.md).
+# its own. On the 2-core VM two runs still differ by up to 66%: the host runs a whole process fast or slow
+# (results/benchmarks/scoring_stability/README.md).
 ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
 # Fresh processes the rounds are split among: on CPU a process can run the reference slower from start to end.
 PROCESSES_BY_DEVICE = {"cpu": 5, "cuda": 1}
@@ -177,11 +177,12 @@ def scoring_row(case: dict, t: dict) -> dict:
     }
 
 
-def scoring_in_processes(args, processes: int) -> list[dict]:
-    """The scoring comparison in `processes` fresh processes one after another, args.rounds pairs per case split
-    among them, every statistic over the pooled pairs: a process can run one code slower from its first call to its
-    last (run12 in results/benchmarks/scoring_stability/), and a benchmark in one process is at its mercy."""
-    rounds = math.ceil(args.rounds / processes)
+def scoring_in_processes(args) -> list[dict]:
+    """The scoring comparison in args.processes fresh processes one after another, args.rounds pairs per case split
+    evenly among them, every statistic over the pooled pairs: a process can run one code slower from its first call
+    to its last (run12 in results/benchmarks/scoring_stability/), and a benchmark in one process is at its mercy."""
+    processes = args.processes
+    rounds = args.rounds // processes
     runs = []
     with tempfile.TemporaryDirectory(prefix="bb-bench-") as tmp:
         for i in range(processes):
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     args.processes = args.processes or (1 if args.smoke else PROCESSES_BY_DEVICE[device.type])
     if args.processes > 1:
         args.rounds = math.ceil(args.rounds / args.processes) * args.processes
-        scoring = scoring_in_processes(args, args.processes)
+        scoring = scoring_in_processes(args)
     else:
         specs = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
         calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
