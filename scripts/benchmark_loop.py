@@ -1,12 +1,13 @@
 """Time the model side of the active-learning loop and write results/benchmarks/loop.md.
 
-    python scripts/benchmark_loop.py --scoring-only   # MC-dropout scoring, ours vs the plain K-pass: a few minutes
+    python scripts/benchmark_loop.py --scoring-only   # MC-dropout scoring, ours vs the plain K-pass (CPU: ~15 min)
     python scripts/benchmark_loop.py                  # + one paper-settings round per dataset (train/score/select/eval)
 
 Scoring: `mc_log_probs` (fast exact path) against `forward_masked` (input replicated K times), same random inputs
 already on the device, same weights and masks, K=10 and 100, both CNNs; fixed input sizes on CPU (0.2-0.6 s per call
-of ours on a 2-core box), doubled on CUDA until one call of ours takes 0.25 s; rounds over all cases (30 on CPU, 10 on
-CUDA; on CPU split among 5 fresh processes run one after another), each timing one back-to-back pair per case;
+of ours on a 2-core box), doubled on CUDA until one call of ours takes 0.25 s; rounds over all cases (on CPU 60, each
+in a fresh process of its own, run one after another; 10 in one process on CUDA), each timing one back-to-back pair
+per case, the pair's order alternating;
 speedup = total reference seconds / total seconds of ours over all pairs, also the median of the paired ratios and the
 best-time ratio (fastest reference call / fastest call of ours; `--raw` keeps every call's seconds); the reference runs
 with 128 replicated rows a chunk on CPU, its fastest chunk size among a few on CUDA. Rounds:
@@ -46,7 +47,7 @@ from batchbald.models import (  # noqa: E402
 )
 from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 from batchbald.train import resolve_device  # noqa: E402
-from scripts.benchmark_round import ROUNDS, bench_round, timed  # noqa: E402
+from scripts.benchmark_round import ROUNDS, bench_round, fmt_s, rounds_markdown, timed  # noqa: E402
 
 SCORING_CASES = [
     ("mnist_cnn", 10, 10, 512),
@@ -63,11 +64,12 @@ REFERENCE_ROWS = {"cpu": (128,), "cuda": (2048, 8192, 32768)}
 MIN_CALL_SECONDS = 0.25
 MAX_IMAGES = 1 << 16
 # Timed rounds (one pair per case each): short pairs spread over the whole run rather than each case in a window of
-# its own. On the 2-core VM two runs still differ by up to 66%: the host runs a whole process fast or slow
-# (results/benchmarks/scoring_stability/README.md).
-ROUNDS_BY_DEVICE = {"cpu": 30, "cuda": 10}
-# Fresh processes the rounds are split among: on CPU a process can run the reference slower from start to end.
-PROCESSES_BY_DEVICE = {"cpu": 5, "cuda": 1}
+# its own. On CPU each round runs in a fresh process: the 2-core VM runs a whole process fast or slow (the host
+# decides), so a benchmark's spread is that of the count of slow processes in it. 5 processes: runs differed by up to
+# 40%, 30 processes by up to 16% (a bootstrap of those 60 put 30 processes at 10% agreement in ~70% of pairs, 60 in
+# ~92%); see results/benchmarks/scoring_stability/README.md.
+ROUNDS_BY_DEVICE = {"cpu": 60, "cuda": 10}
+PROCESSES_BY_DEVICE = {"cpu": 60, "cuda": 1}
 
 
 def hardware(device: torch.device) -> dict:
@@ -100,9 +102,11 @@ def measured(fn, *args) -> dict:
     return {**row, "foreign": meter.foreign}
 
 
-def prepare_scoring(name, num_classes, k, n, device, calibrate: bool) -> dict:
+def prepare_scoring(name, num_classes, k, n, device, calibrate: bool, check: bool = True) -> dict:
     """Ours and the reference as two calls on the same n random images already on the device (as the loop keeps
-    the pool there), same weights and masks; the reference with its fastest chunk."""
+    the pool there), same weights and masks; the reference with its fastest chunk. check: compare the two outputs
+    (max_abs_diff; else None and the reference is warmed up on its first and last chunk only, which saves a full
+    reference call in each of the CPU benchmark's many processes)."""
     torch.manual_seed(0)
     model = build_model(name, num_classes).to(device).eval()
     masks = draw_masks(model, k, torch.Generator().manual_seed(0))
@@ -123,12 +127,16 @@ def prepare_scoring(name, num_classes, k, n, device, calibrate: bool) -> dict:
         return torch.cat([forward_masked(model, x[i : i + chunk], masks) for i in range(0, n, chunk)])
 
     chunks = sorted({max(1, min(n, rows // k)) for rows in REFERENCE_ROWS[device.type]})
-    ours()  # warm-up
+    if calibrate:
+        ours()  # warm-up on the final size
     if len(chunks) == 1:
         chunk = chunks[0]
     else:
         trial = {c: statistics.median(timed(lambda c=c: reference(c), device) for _ in range(3)) for c in chunks}
         chunk = min(trial, key=trial.get)
+    if not check:
+        for start in {0, (n - 1) // chunk * chunk}:  # warm-up: every shape the reference's chunks take
+            forward_masked(model, x[start : start + chunk], masks)
     return {
         "model": name,
         "K": k,
@@ -137,19 +145,21 @@ def prepare_scoring(name, num_classes, k, n, device, calibrate: bool) -> dict:
         "ours_chunk": default_scoring_batch_size(model, k),
         "ours": ours,
         "reference": lambda: reference(chunk),
-        "max_abs_diff": (ours() - reference(chunk)).abs().max().item(),
+        "max_abs_diff": (ours() - reference(chunk)).abs().max().item() if check else None,
     }
 
 
-def bench_scoring(cases: list[dict], rounds: int, device) -> list[dict]:
+def bench_scoring(cases: list[dict], rounds: int, device, first_round: int = 0) -> list[dict]:
     """Round-robin over the cases: each round times one (reference, ours) pair per case, the pair's order
     alternating between rounds, so every case samples the machine over the whole benchmark rather than in one
     window of its own (the guest's speed drifts over minutes, and our memory-bound calls feel it more than the
-    reference's)."""
-    times = [{"ref": [], "ours": []} for _ in cases]
-    for r in range(rounds):
+    reference's). first_round: the benchmark-wide number of this process's first round, so that the order keeps
+    alternating across processes of one round each."""
+    times = [{"ref": [], "ours": [], "ref_first": []} for _ in cases]
+    for r in range(first_round, first_round + rounds):
         for case, t in zip(cases, times):
             order = ("reference", "ours") if r % 2 == 0 else ("ours", "reference")
+            t["ref_first"].append(r % 2 == 0)
             for which in order:
                 t["ref" if which == "reference" else "ours"].append(timed(case[which], device))
     return [scoring_row(case, t) for case, t in zip(cases, times)]
@@ -188,6 +198,7 @@ def scoring_in_processes(args) -> list[dict]:
         for i in range(processes):
             raw = Path(tmp) / f"process{i}.json"
             cmd = [sys.executable, __file__, "--scoring-only", "--processes", "1", "--rounds", str(rounds)]
+            cmd += ["--first-round", str(i * rounds)] + ([] if i == 0 else ["--no-check"])
             cmd += ["--device", args.device, "--out", str(Path(tmp) / f"process{i}.md"), "--raw", str(raw)]
             cmd += (["--threads", str(args.threads)] if args.threads else []) + (["--smoke"] if args.smoke else [])
             child = subprocess.run(cmd, capture_output=True, text=True)
@@ -199,10 +210,10 @@ def scoring_in_processes(args) -> list[dict]:
             print(f"scoring process {i + 1}/{processes} ({rounds} rounds): {speedups}", flush=True)
     rows = []
     for per_process in zip(*runs):
-        times = {key: [s for r in per_process for s in r["times"][key]] for key in ("ref", "ours")}
+        times = {key: [s for r in per_process for s in r["times"][key]] for key in ("ref", "ours", "ref_first")}
         row = scoring_row(per_process[0], times)
         row["process_speedups"] = [r["speedup"] for r in per_process]
-        row["max_abs_diff"] = max(r["max_abs_diff"] for r in per_process)
+        row["max_abs_diff"] = per_process[0]["max_abs_diff"]  # compared in the first process
         row["foreign"] = max(r["foreign"] for r in per_process)
         rows.append(row)
     return rows
@@ -225,8 +236,15 @@ def processes_text(args) -> str:
     )
 
 
-def fmt_s(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def fmt_diff(x) -> str:
+    return "n/a" if x is None else f"{x:.1e}"
+
+
+def fmt_processes(speedups: list[float]) -> str:
+    """Each process's speedup, or for many processes their median and range (all of them are in --raw)."""
+    if len(speedups) <= 10:
+        return ", ".join(f"{x:.2f}" for x in speedups) or "-"
+    return f"median {statistics.median(speedups):.2f}, {min(speedups):.2f}-{max(speedups):.2f} ({len(speedups)})"
 
 
 def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dict] | None, args, loads) -> None:
@@ -271,36 +289,16 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in scoring:
-        per_process = ", ".join(f"{x:.2f}" for x in r.get("process_speedups", [])) or "-"
+        per_process = fmt_processes(r.get("process_speedups", []))
         lines.append(
             f"| {r['model']} | {r['K']} | {r['images']} | {r['ref_chunk']} | {r['ours_chunk']} | "
             f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | "
             f"{r['median_ratio']:.2f} ({r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}) | "
             f"{r['best_speedup']:.2f}x | {per_process} | {r['ours_tput']:,.0f} | {r['ref_tput']:,.0f} | "
-            f"{r['max_abs_diff']:.1e} |"
+            f"{fmt_diff(r['max_abs_diff'])} |"
         )
     if rounds is not None:
-        lines += [
-            "",
-            "## One paper-settings round per dataset",
-            "",
-            "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
-            "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.",
-            "",
-            "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
-            "test acc | foreign load | note |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in rounds:
-            if "train_s" not in r:
-                lines.append(f"| {r['dataset']} | | | | | | | | | | | | {r['note']} |")
-                continue
-            lines.append(
-                f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
-                f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
-                f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
-                f"{r['foreign']:.2f} | {r['note']} |"
-            )
+        lines += rounds_markdown(rounds)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -316,19 +314,21 @@ def default_data_root() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scoring-only", action="store_true", help="only the scoring comparison (a few minutes)")
+    parser.add_argument("--scoring-only", action="store_true", help="only the scoring comparison (CPU: about 15 min)")
     parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/loop.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="timed pairs per scoring case (default: 30 on CPU, 10 on CUDA)"
+        "--rounds", type=int, default=None, help="timed pairs per scoring case (default: 60 on CPU, 10 on CUDA)"
     )
     parser.add_argument("--data", type=Path, default=None, help="data root (default: ./data, else the shared data)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings to check the script runs; use with --out")
     parser.add_argument("--raw", type=Path, default=None, help="also write every timed scoring call here (JSON)")
     parser.add_argument(
-        "--processes", type=int, default=None, help="fresh processes the scoring pairs are split among (CPU: 5)"
+        "--processes", type=int, default=None, help="fresh processes the scoring pairs are split among (CPU: 60)"
     )
+    parser.add_argument("--first-round", type=int, default=0, help=argparse.SUPPRESS)  # set for the processes
+    parser.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # outputs compared in process 1
     args = parser.parse_args(argv)
     for name in ("rounds", "processes", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -350,9 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         specs = [(m, c, k, 8) for m, c, k, _ in SCORING_CASES] if args.smoke else SCORING_CASES
         calibrate = device.type == "cuda" and not args.smoke  # fixed sizes on CPU (see MIN_CALL_SECONDS)
-        cases = [prepare_scoring(name, classes, k, n, device, calibrate) for name, classes, k, n in specs]
+        check = not args.no_check
+        cases = [prepare_scoring(name, classes, k, n, device, calibrate, check) for name, classes, k, n in specs]
         with LoadMeter() as meter:
-            scoring = bench_scoring(cases, args.rounds, device)
+            scoring = bench_scoring(cases, args.rounds, device, args.first_round)
         for r in scoring:
             r["foreign"] = meter.foreign
     for r in scoring:
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['median_ratio']:.2f}, interquartile {r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; best-time "
             f"ratio {r['best_speedup']:.2f}; "
             f"ours {r['ours_tput']:,.0f} vs reference "
-            f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {r['max_abs_diff']:.1e})",
+            f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {fmt_diff(r['max_abs_diff'])})",
             flush=True,
         )
 

@@ -123,3 +123,33 @@ def bench_round(spec, root, device, smoke) -> dict:
     row["test_accuracy"] = eval_result["accuracy"]
     row["note"] = "; ".join(notes)
     return row
+
+
+def fmt_s(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def rounds_markdown(rounds: list[dict]) -> list[str]:
+    """The report's section on the timed rounds, one table row per dataset."""
+    lines = [
+        "",
+        "## One paper-settings round per dataset",
+        "",
+        "Train: fresh model, paper protocol (SPEC §1). Score: `mc_log_probs` over the whole pool. "
+        "Select: BatchBALD (`batchbald.acquisition.select`). Eval: test set with K samples.",
+        "",
+        "| dataset | K | b | labelled | pool | epochs | train s | score s | select s | eval s | "
+        "test acc | foreign load | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rounds:
+        if "train_s" not in r:
+            lines.append(f"| {r['dataset']} | | | | | | | | | | | | {r['note']} |")
+            continue
+        lines.append(
+            f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
+            f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
+            f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
+            f"{r['foreign']:.2f} | {r['note']} |"
+        )
+    return lines

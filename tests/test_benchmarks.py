@@ -80,6 +80,8 @@ def test_loop_benchmark_smoke_writes_a_report(tmp_path):
     scoring = json.loads(raw.read_text())["scoring"]
     assert [(r["model"], r["K"]) for r in scoring] == cases
     for r in scoring:  # one round in each of 2 processes: one pair each, pooled
+        assert r["times"]["ref_first"] == [True, False]  # the pair's order alternates across the processes too
+        assert r["max_abs_diff"] < 1e-4  # outputs compared (in the first process)
         ratios = [ref / ours for ref, ours in zip(r["times"]["ref"], r["times"]["ours"])]
         assert r["process_speedups"] == pytest.approx(ratios)
         assert r["speedup"] == pytest.approx(sum(r["times"]["ref"]) / sum(r["times"]["ours"]))
