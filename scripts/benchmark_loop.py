@@ -232,7 +232,7 @@ def processes_text(args) -> str:
     per = args.rounds // args.processes
     return (
         f"; the rounds ran in {args.processes} fresh processes one after another ({per} each; each process's own "
-        "speedup listed: a process can run one code slower throughout)"
+        "speedup listed, for more than 10 their median and range: a process can run one code slower throughout)"
     )
 
 
