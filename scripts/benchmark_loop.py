@@ -47,7 +47,7 @@ from batchbald.models import (  # noqa: E402
 )
 from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 from batchbald.train import resolve_device  # noqa: E402
-from scripts.benchmark_round import ROUNDS, bench_round, fmt_s, rounds_markdown, timed  # noqa: E402
+from scripts.benchmark_round import ROUNDS, bench_round, fmt_value, rounds_markdown, timed  # noqa: E402
 
 SCORING_CASES = [
     ("mnist_cnn", 10, 10, 512),
@@ -67,7 +67,7 @@ MAX_IMAGES = 1 << 16
 # its own. On CPU each round runs in a fresh process: the 2-core VM runs a whole process fast or slow (the host
 # decides), so a benchmark's spread is that of the count of slow processes in it. 5 processes: runs differed by up to
 # 40%, 30 processes by up to 16% (a bootstrap of those 60 put 30 processes at 10% agreement in ~70% of pairs, 60 in
-# ~92%); see results/benchmarks/scoring_stability/README.md.
+# ~92%), and the first two runs of 60 agreed within 7.6%; see results/benchmarks/scoring_stability/README.md.
 ROUNDS_BY_DEVICE = {"cpu": 60, "cuda": 10}
 PROCESSES_BY_DEVICE = {"cpu": 60, "cuda": 1}
 
@@ -158,8 +158,9 @@ def bench_scoring(cases: list[dict], rounds: int, device, first_round: int = 0) 
     times = [{"ref": [], "ours": [], "ref_first": []} for _ in cases]
     for r in range(first_round, first_round + rounds):
         for case, t in zip(cases, times):
-            order = ("reference", "ours") if r % 2 == 0 else ("ours", "reference")
-            t["ref_first"].append(r % 2 == 0)
+            ref_first = r % 2 == 0
+            t["ref_first"].append(ref_first)
+            order = ("reference", "ours") if ref_first else ("ours", "reference")
             for which in order:
                 t["ref" if which == "reference" else "ours"].append(timed(case[which], device))
     return [scoring_row(case, t) for case, t in zip(cases, times)]
@@ -236,10 +237,6 @@ def processes_text(args) -> str:
     )
 
 
-def fmt_diff(x) -> str:
-    return "n/a" if x is None else f"{x:.1e}"
-
-
 def fmt_processes(speedups: list[float]) -> str:
     """Each process's speedup, or for many processes their median and range (all of them are in --raw)."""
     if len(speedups) <= 10:
@@ -295,7 +292,7 @@ def write_markdown(path: Path, info: dict, scoring: list[dict], rounds: list[dic
             f"{r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['speedup']:.2f}x** | "
             f"{r['median_ratio']:.2f} ({r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}) | "
             f"{r['best_speedup']:.2f}x | {per_process} | {r['ours_tput']:,.0f} | {r['ref_tput']:,.0f} | "
-            f"{fmt_diff(r['max_abs_diff'])} |"
+            f"{fmt_value(r['max_abs_diff'], '.1e')} |"
         )
     if rounds is not None:
         lines += rounds_markdown(rounds)
@@ -362,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['median_ratio']:.2f}, interquartile {r['speedup_iqr'][0]:.2f}-{r['speedup_iqr'][1]:.2f}; best-time "
             f"ratio {r['best_speedup']:.2f}; "
             f"ours {r['ours_tput']:,.0f} vs reference "
-            f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {fmt_diff(r['max_abs_diff'])})",
+            f"{r['ref_tput']:,.0f} images*samples/s; max abs diff {fmt_value(r['max_abs_diff'], '.1e')})",
             flush=True,
         )
 
@@ -375,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(r)
             if "train_s" in r:
                 print(
-                    f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_s(r['train_s'])}s "
-                    f"({r['epochs']} epochs) score={fmt_s(r['score_s'])}s select={fmt_s(r['select_s'])}s "
-                    f"eval={fmt_s(r['eval_s'])}s test_acc={r['test_accuracy']:.3f} {r['note']}",
+                    f"round dataset={r['dataset']} K={r['K']} b={r['b']} train={fmt_value(r['train_s'])}s "
+                    f"({r['epochs']} epochs) score={fmt_value(r['score_s'])}s select={fmt_value(r['select_s'])}s "
+                    f"eval={fmt_value(r['eval_s'])}s test_acc={r['test_accuracy']:.3f} {r['note']}",
                     flush=True,
                 )
             else:

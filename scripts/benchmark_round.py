@@ -125,8 +125,9 @@ def bench_round(spec, root, device, smoke) -> dict:
     return row
 
 
-def fmt_s(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def fmt_value(x, spec: str = ".2f") -> str:
+    """x formatted with spec, or "n/a" for a value not measured (None)."""
+    return "n/a" if x is None else format(x, spec)
 
 
 def rounds_markdown(rounds: list[dict]) -> list[str]:
@@ -148,8 +149,8 @@ def rounds_markdown(rounds: list[dict]) -> list[str]:
             continue
         lines.append(
             f"| {r['dataset']} | {r['K']} | {r['b']} | {r['labelled']} | {r['pool']:,} | "
-            f"{r['epochs']} | {fmt_s(r['train_s'])} | {fmt_s(r['score_s'])} | "
-            f"{fmt_s(r['select_s'])} | {fmt_s(r['eval_s'])} | {r['test_accuracy']:.3f} | "
+            f"{r['epochs']} | {fmt_value(r['train_s'])} | {fmt_value(r['score_s'])} | "
+            f"{fmt_value(r['select_s'])} | {fmt_value(r['eval_s'])} | {r['test_accuracy']:.3f} | "
             f"{r['foreign']:.2f} | {r['note']} |"
         )
     return lines
