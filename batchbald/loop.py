@@ -1,7 +1,8 @@
 """The active-learning loop (SPEC §1): train a fresh model, evaluate, score the pool, acquire, repeat.
 
-Every source of randomness in round r is seeded from (seed, r), so a run resumed from its checkpoint after
-round r continues exactly as the uninterrupted run would (same device).
+Every source of randomness in round r is seeded from (seed, r), so a run resumed after round r continues exactly as
+the uninterrupted run would (same device and torch): from its checkpoint, or, on a machine that only has the
+committed rounds.csv, from its rows (`state_from_rounds`: labelled set = initial split + the acquired rows in order).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopSta
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path} is damaged or not a checkpoint of this code ({type(e).__name__}: {reason}); rounds.csv keeps "
-            "the finished rounds: delete the checkpoint to rerun the run from its start (same seed, same rounds)"
+            "the finished rounds: delete the checkpoint to resume from rounds.csv (same seed, same rounds)"
         ) from None
     if ckpt.get("fingerprint") != fingerprint:
         raise CheckpointError(
@@ -151,6 +152,54 @@ def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopSta
             "resume where it started, or start a new output directory"
         )
     torch.set_rng_state(rng_state)
+    return state
+
+
+def state_from_rounds(rounds: list[RoundRecord], splits: Splits, dataset: Dataset, cfg: LoopConfig) -> LoopState:
+    """The loop's state after `rounds` (the rows of a rounds.csv), rebuilt from the initial split: the labelled set
+    is the initial set plus every acquired index in row order, the pool the rest of the split's pool in its order.
+    Rows that this config and seed could not have written raise CheckpointError naming the first bad row."""
+    state = LoopState(labelled=list(splits.initial), pool=list(splits.pool))
+    in_pool = set(state.pool)
+    labels_N = dataset.train.y
+    counts_C = torch.zeros(dataset.num_classes, dtype=torch.long)
+    for i, r in enumerate(rounds):
+        picked = list(r.acquired_indices)
+        expected = min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
+        problem = None
+        if r.round != i:
+            problem = f"round is {r.round}, expected {i}"
+        elif r.labelled_size != len(state.labelled):
+            problem = (
+                f"labelled_size is {r.labelled_size}, the initial split and the rows above give {len(state.labelled)}"
+            )
+        elif len(picked) not in (expected, 0) or (not picked and i < len(rounds) - 1):
+            problem = f"{len(picked)} points acquired where this config acquires {expected}"
+        elif any(j not in in_pool for j in picked) or len(set(picked)) != len(picked):
+            bad = next((j for j in picked if j not in in_pool), None)
+            problem = (
+                "an index is acquired twice in the row"
+                if bad is None
+                else f"index {bad} was acquired in an earlier row"
+                if bad in state.acquired
+                else f"index {bad} is not in this seed's pool"
+            )
+        elif r.acquired_labels != labels_N[picked].tolist():
+            problem = "acquired_labels differ from the dataset's labels of acquired_indices"
+        if problem is None:
+            counts_C += torch.bincount(labels_N[picked], minlength=dataset.num_classes)
+            if r.class_counts != counts_C.tolist():
+                problem = "class_counts differ from the labels acquired so far"
+        if problem:
+            raise CheckpointError(
+                f"rounds.csv row {i}: {problem}; the rows do not fit this config and seed: use another output "
+                "directory, or delete rounds.csv and run.json to rerun the run from its start"
+            )
+        in_pool.difference_update(picked)
+        state.labelled += picked
+        state.acquired += picked
+        state.rounds.append(r)
+    state.pool = [j for j in state.pool if j in in_pool]
     return state
 
 
@@ -168,10 +217,14 @@ def run_loop(
     checkpoint: Path | None = None,
     fingerprint: str = "",
     on_round: Callable[[list[RoundRecord]], None] | None = None,
+    finished_rounds: list[RoundRecord] | None = None,
 ) -> list[RoundRecord]:
-    """Run (or resume) the loop until `budget` points are acquired or `target_accuracy` is reached."""
+    """Run (or resume) the loop until `budget` points are acquired or `target_accuracy` is reached. Resumes from
+    `checkpoint` when it exists, else from `finished_rounds` (the rows of a committed rounds.csv) when given."""
     numerics = numerics_tag(device)
     state = load_checkpoint(checkpoint, fingerprint, numerics) if checkpoint else None
+    if state is None and finished_rounds:
+        state = state_from_rounds(finished_rounds, splits, dataset, cfg)
     if state is None:
         state = LoopState(labelled=list(splits.initial), pool=list(splits.pool))
     if state.rounds and not state.rounds[-1].acquired_indices:  # already finished

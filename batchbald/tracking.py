@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
 import time
 import uuid
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -113,6 +114,27 @@ def rounds_frame(records: list[RoundRecord]) -> pd.DataFrame:
         if col in df:
             df[col] = df[col].map(json.dumps)
     return df
+
+
+def read_rounds(path: Path) -> list[RoundRecord]:
+    """The rows of a rounds.csv as RoundRecords, numbers exactly as written (parsed from their text by Python); rows
+    from before test_nll_per_mask existed get NaN there."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    names = {f.name: f.type for f in fields(RoundRecord)}
+    missing = [n for n in names if n not in df and n != "test_nll_per_mask"]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
+    records = []
+    for row in df.to_dict("records"):
+        values = {}
+        for name, kind in names.items():
+            text = row.get(name, "")
+            if name in LIST_COLUMNS:
+                values[name] = json.loads(text) if text else []
+            else:
+                values[name] = int(text) if kind == "int" else float(text) if text else math.nan
+        records.append(RoundRecord(**values))
+    return records
 
 
 class RunRecorder:

@@ -33,8 +33,12 @@ IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "dev
 PROFILE_BOOKKEEPING = ("seeds", "seeds_by_experiment")  # which seeds a sweep runs; no run's numerics
 
 
-def fingerprint(config: dict) -> str:
+def fingerprint(config: dict, *, portable: bool = False) -> str:
+    """What must match for a run to resume. `portable` also ignores where the data lives (dataset.root), for a run
+    resumed from its committed rounds.csv on another machine."""
     kept = {k: v for k, v in config.items() if k not in IGNORED_FOR_RESUME}
+    if portable and isinstance(kept.get("dataset"), dict):
+        kept["dataset"] = {k: v for k, v in kept["dataset"].items() if k != "root"}
     if isinstance(kept.get("profile"), dict):
         kept["profile"] = {k: v for k, v in kept["profile"].items() if k not in PROFILE_BOOKKEEPING}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -76,6 +80,47 @@ def _read_run_json(path: Path) -> dict:
             f"{path} is damaged ({type(e).__name__}: {str(e)[:80]}); rounds.csv keeps the finished rounds: delete "
             "run.json to resume from the checkpoint"
         ) from None
+
+
+NUMERICS_FOR_RESUME = (
+    "torch",
+    "cpu_isa_setting",
+    "gpu",
+)  # run.json `numerics` a resumed run must share (gpu: None on CPU)
+
+
+def _committed_rounds(out_dir: Path, config: dict, device) -> list | None:
+    """The finished rounds of a run whose checkpoint is gone (a fresh clone has only the committed rounds.csv and
+    run.json), checked against this run's config and numerics; None when there is a checkpoint or no rounds.csv."""
+    from batchbald import numerics
+    from batchbald.tracking import read_rounds
+
+    csv, run_json = out_dir / "rounds.csv", out_dir / "run.json"
+    if (out_dir / "checkpoint.pt").exists() or not csv.exists():
+        return None
+    if not run_json.exists():
+        raise ConfigError(
+            f"{csv} has no run.json beside it, so its config cannot be checked; restore run.json, or delete "
+            "rounds.csv to rerun the run from its start"
+        )
+    meta = _read_run_json(run_json)
+    if fingerprint(meta.get("config") or {}, portable=True) != fingerprint(config, portable=True):
+        raise ConfigError(
+            f"{csv} was written by a run with a different config (see run.json); use another output directory, or "
+            "delete rounds.csv and run.json to rerun the run from its start"
+        )
+    then, now = meta.get("numerics") or {}, numerics.record(device)
+    differ = [k for k in NUMERICS_FOR_RESUME if then.get(k) != now.get(k)]
+    if differ:
+        was, has = (", ".join(f"{k}={n.get(k)}" for k in differ) for n in (then, now))
+        raise ConfigError(
+            f"{csv} was written with {was} but this run has {has}: resuming would mix their numerics; resume it "
+            "where it started, or use another output directory"
+        )
+    try:
+        return read_rounds(csv)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{csv} cannot be read ({type(e).__name__}: {str(e)[:100]}); delete it to rerun") from None
 
 
 def _check_command_line(argv: list[str]) -> str | None:
@@ -215,6 +260,7 @@ def run(cfg: DictConfig) -> float | None:
         scoring_batch_size=config["scoring_batch_size"],
         progress=config["progress"],
     )
+    finished_rounds = _committed_rounds(out_dir, config, device)  # before the recorder rewrites run.json
     recorder = RunRecorder(
         out_dir, config, device=device, repo=REPO, wandb_cfg=config["wandb"], classes=dataset.classes
     )
@@ -241,6 +287,7 @@ def run(cfg: DictConfig) -> float | None:
             checkpoint=out_dir / "checkpoint.pt",
             fingerprint=fingerprint(config),
             on_round=on_round,
+            finished_rounds=finished_rounds,
         )
     except (CheckpointError, AcquisitionError) as e:
         recorder.finish("failed")

@@ -12,7 +12,7 @@ On a CUDA box the local launcher packs --runs-per-gpu runs on every GPU (each ru
 Seeds: the profile's `seeds`, except the experiments listed in its `seeds_by_experiment` (the quick profile gives
 the ones its paired verdicts compare 6 seeds); experiments that share a seed list run in one Hydra multirun.
 Runs land in results/runs/<profile>/<experiment>/seed<seed>/. Finished runs are skipped and interrupted ones resume
-from their checkpoint, so re-running after a crash only does what is missing.
+from their checkpoint (or, on a fresh clone, from their committed rounds.csv), so re-running only does what is missing.
 """
 
 from __future__ import annotations

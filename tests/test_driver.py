@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,7 +129,10 @@ def test_mc_scored_labelled_stopping_from_the_command_line(root, tmp_path):
     assert pd.read_csv(out / "rounds.csv")["labelled_size"].tolist() == [0, 3, 6]
 
 
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
+@pytest.mark.parametrize("from_committed_files", [False, True], ids=["checkpoint", "rounds_csv"])
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path, from_committed_files):
+    """Resumed from its checkpoint, or on a "fresh clone" that has only the committed rounds.csv and run.json (and
+    the data elsewhere): the rounds are identical to the uninterrupted run's."""
     args = tiny(root, "budget=27", "wandb.mode=disabled")
     full = run(args + [f"hydra.run.dir={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-2000:]
@@ -151,11 +155,66 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(root, tmp_path):
     proc.wait()
     assert len(pd.read_csv(out / "rounds.csv")) < 10, "the run finished before it could be killed"
     assert json.loads((out / "run.json").read_text())["status"] == "running"
+    killed = pd.read_csv(out / "rounds.csv")
+    if from_committed_files:
+        fresh, data = tmp_path / "fresh", tmp_path / "data_elsewhere"
+        fresh.mkdir()
+        for name in ("rounds.csv", "run.json"):
+            shutil.copy(out / name, fresh / name)
+        shutil.copytree(root, data)
+        out, args = fresh, [a if not a.startswith("dataset.root=") else f"dataset.root={data}" for a in args]
 
     resumed = run(args + [f"hydra.run.dir={out}"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     pd.testing.assert_frame_equal(without_times(out / "rounds.csv"), without_times(tmp_path / "full" / "rounds.csv"))
     assert json.loads((out / "run.json").read_text())["resumed_at"]
+    # resumed, not rerun: the killed session's rounds keep their own timings
+    resumed_rows = pd.read_csv(out / "rounds.csv").head(len(killed))
+    assert resumed_rows["train_seconds"].tolist() == killed["train_seconds"].tolist()
+
+
+def test_committed_rounds_that_do_not_fit_stop_with_one_line(root, tmp_path):
+    """A run stopped after 2 rounds, resumed from rounds.csv + run.json alone: rows another config, seed or torch
+    wrote, or rows edited by hand, stop before any training with one line; rounds.csv stays as it was."""
+    done = tmp_path / "done"
+    assert run(tiny(root, "wandb.mode=disabled", f"hydra.run.dir={done}")).returncode == 0
+    meta = json.loads((done / "run.json").read_text())
+    rows = pd.read_csv(done / "rounds.csv", dtype=str, keep_default_na=False).head(2)  # the text as written
+
+    def stopped_run(name, edit_rows=None, edit_meta=None):
+        out = tmp_path / name
+        out.mkdir()
+        frame = rows.copy()
+        if edit_rows:
+            edit_rows(frame)
+        frame.to_csv(out / "rounds.csv", index=False)
+        (out / "run.json").write_text(json.dumps({**meta, "status": "running", **(edit_meta or {})}))
+        return out
+
+    def swap_labels(f):
+        f.loc[1, "acquired_labels"] = json.dumps([(v + 1) % 4 for v in json.loads(f.loc[1, "acquired_labels"])])
+
+    cases = {
+        "other_seed": (stopped_run("other_seed"), ["seed=1"], "written by a run with a different config"),
+        "other_torch": (
+            stopped_run("other_torch", edit_meta={"numerics": {**meta["numerics"], "torch": "2.0.0"}}),
+            [],
+            "was written with torch=2.0.0 but this run has torch=",
+        ),
+        "index_not_in_pool": (
+            stopped_run("index_not_in_pool", lambda f: f.__setitem__("acquired_indices", ["[999999, 1, 2]"] * 2)),
+            [],
+            "rounds.csv row 0: index 999999 is not in this seed's pool",
+        ),
+        "labels_edited": (stopped_run("labels_edited", swap_labels), [], "rounds.csv row 1: acquired_labels differ"),
+    }
+    for name, (out, extra, message) in cases.items():
+        before = (out / "rounds.csv").read_text()
+        proc = run(tiny(root, "wandb.mode=disabled", f"hydra.run.dir={out}", *extra))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (name, proc.stderr[-1500:])
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (name, proc.stderr)
+        assert (out / "rounds.csv").read_text() == before, name
+        assert not (out / "checkpoint.pt").exists(), name  # stopped before any round was trained
 
 
 def test_killed_and_resumed_run_continues_its_wandb_history(root, tmp_path):

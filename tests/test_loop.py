@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -102,6 +102,58 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path):
     assert strip(resumed) == strip(full)
     with pytest.raises(ValueError, match="different config"):
         run_loop(dataset, splits, config(budget=12), CPU, checkpoint=ckpt, fingerprint="other")
+
+
+def test_run_resumed_from_its_rounds_csv_alone_continues_bit_for_bit(data, tmp_path):
+    """3 rounds, the checkpoint lost, resumed from the rows of rounds.csv: the same 5 rounds as an uninterrupted run."""
+    from batchbald.tracking import read_rounds, rounds_frame
+
+    dataset, splits = data
+    cfg = config(budget=16)  # 4 batches of 4, then the final evaluation: 5 rounds
+    full = run_loop(dataset, splits, cfg, CPU)
+    assert len(full) == 5
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_round_3(records):
+        if len(records) == 3:
+            rounds_frame(records).to_csv(tmp_path / "rounds.csv", index=False)
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_loop(dataset, splits, cfg, CPU, on_round=kill_after_round_3)
+    strip = lambda rs: [{k: v for k, v in asdict(r).items() if not k.endswith("seconds")} for r in rs]  # noqa: E731
+    committed = read_rounds(tmp_path / "rounds.csv")
+    assert strip(committed) == strip(full[:3])  # every number read back exactly
+    resumed = run_loop(dataset, splits, cfg, CPU, checkpoint=tmp_path / "none.pt", finished_rounds=committed)
+    assert strip(resumed) == strip(full)
+
+
+def test_rows_that_this_config_could_not_have_written_are_refused(data):
+    from batchbald.loop import CheckpointError, state_from_rounds
+
+    dataset, splits = data
+    cfg = config(budget=16)
+    rows = run_loop(dataset, splits, config(budget=8), CPU)[:2]
+    assert (
+        state_from_rounds(rows, splits, dataset, cfg).labelled
+        == splits.initial + rows[0].acquired_indices + rows[1].acquired_indices
+    )
+    bad = [
+        (replace(rows[1], round=5), "row 1: round is 5, expected 1"),
+        (replace(rows[1], labelled_size=99), "row 1: labelled_size is 99"),
+        (replace(rows[1], acquired_indices=rows[0].acquired_indices), "row 1: index .* was acquired in an earlier row"),
+        (replace(rows[1], acquired_indices=[splits.initial[0]] + rows[1].acquired_indices[1:]), "not in this seed"),
+        (
+            replace(rows[1], acquired_indices=rows[1].acquired_indices[:2]),
+            "2 points acquired where this config acquires 4",
+        ),
+        (replace(rows[1], class_counts=[0] * dataset.num_classes), "row 1: class_counts differ"),
+    ]
+    for row, message in bad:
+        with pytest.raises(CheckpointError, match=message):
+            state_from_rounds([rows[0], row], splits, dataset, cfg)
 
 
 def test_checkpoint_rounds_from_before_the_per_mask_nll_load(tmp_path):
