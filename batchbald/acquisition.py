@@ -66,10 +66,19 @@ random_batch.needs_predictions = False  # the loop skips pool scoring
 
 
 def batchbald_acquire(
-    log_probs_N_K_C: torch.Tensor, batch_size: int, *, num_samples: int | None = None, seed: int = 0
+    log_probs_N_K_C: torch.Tensor,
+    batch_size: int,
+    *,
+    num_samples: int | None = None,
+    seed: int = 0,
+    configurations: str = "nested",
 ) -> AcquisitionBatch:
-    """BatchBALD's batch (batchbald.joint_mi.batchbald_batch without the per-step statistics)."""
-    return batchbald_batch(log_probs_N_K_C, batch_size, num_samples=num_samples, seed=seed).batch
+    """BatchBALD's batch (batchbald.joint_mi.batchbald_batch without the per-step statistics). configurations:
+    "nested" (sampled labels drawn once per batch, extended per pick) or "redrawn" (all redrawn at every sampled
+    step, as the released code)."""
+    return batchbald_batch(
+        log_probs_N_K_C, batch_size, num_samples=num_samples, seed=seed, configurations=configurations
+    ).batch
 
 
 ACQUISITIONS = {

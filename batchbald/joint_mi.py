@@ -59,8 +59,11 @@ def default_num_samples(K: int) -> int:
     return max(1, 40000 // K) * K
 
 
+CONFIGURATIONS = ("nested", "redrawn")  # how the sampled regime draws the chosen points' labels (batchbald_batch)
+
+
 def batchbald_batch(
-    log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, prune=True, memory_budget=None
+    log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, prune=True, memory_budget=None, configurations="nested"
 ) -> BatchBALDResult:
     """Greedy BatchBALD (paper Algorithm 1) in float64, with per-step statistics. Inputs as `select` (unchecked).
 
@@ -74,7 +77,9 @@ def batchbald_batch(
       of A drawn per ω_k (stratified, M' = S·K in all) by a torch.Generator seeded with `seed` (None → 0).
       The configurations are drawn from scratch at the first sampled step, then reused and extended by one column
       (the new pick's label, drawn under the same ω_k) at each later step: every row stays a draw from p(y_A | ω_k),
-      the batch's scores are computed on nested samples, and the result is deterministic.
+      the batch's scores are computed on nested samples, and the result is deterministic. configurations="redrawn"
+      instead draws all M' configurations of the chosen points afresh at every sampled step, as the released code
+      does (BlackHC/BatchBALD; results/fidelity/acquisition/): same estimator, independent noise from step to step.
       Eq. (36) is evaluated in the algebraically identical form
           H(y_A, y_n) ≈ (1/M') Σ_m [−log q_m + H(r_m P̂_n)],  q_m = mean_k P̂_A[m, k],  r_m = P̂_A[m, :] / (K q_m),
       i.e. with the 1/q weight folded into row-normalised posteriors r_m (no under/overflow in long batches);
@@ -91,6 +96,8 @@ def batchbald_batch(
     1 GiB on CUDA): one GEMM P[block·C, K] @ r[K, rows] per block, then log, multiply and a
     weighted row reduction, into reused buffers.
     """
+    if configurations not in CONFIGURATIONS:
+        raise ValueError(f"configurations must be one of {', '.join(CONFIGURATIONS)}, got {configurations!r}")
     lp_N_K_C = _as_f64(log_probs_N_K_C)
     N, K, C = lp_N_K_C.shape
     device = lp_N_K_C.device
@@ -132,7 +139,7 @@ def batchbald_batch(
             rows_K_R = (log_joint_M_K[keep] - (log_q_M[keep] + math.log(K))[:, None]).exp().t().contiguous()
             regime, configurations = "exact", log_joint_M_K.shape[0]
         else:
-            if configs_M_I is None:  # first sampled step: draw all chosen points' labels
+            if configs_M_I is None or configurations == "redrawn":  # draw all chosen points' labels
                 configs_M_I = torch.stack([_draw_labels(lp_N_K_C[a], S, generator) for a in chosen], dim=1)
                 log_joint_M_K = torch.zeros(configs_M_I.shape[0], K, dtype=torch.float64, device=device)
                 for j, a in enumerate(chosen):
