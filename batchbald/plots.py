@@ -20,7 +20,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from batchbald import curves
+from batchbald import curves, official_logs
 from batchbald import figure_groups as FG
 from batchbald import results as R
 
@@ -112,6 +112,24 @@ def _draw_bands(ax, df: pd.DataFrame, group: FG.RunGroup, curves, x_column: str)
     return counts
 
 
+def _draw_log_bands(ax, group: FG.RunGroup, present: set[str]) -> bool:
+    """The official logs of each member with runs, under our curves: grey quartile band, dashed median in the
+    member's colour. Returns whether anything was drawn (no logs here: nothing)."""
+    drawn = False
+    for i, (experiment, _) in enumerate(group.members):
+        curve = official_logs.log_curves(experiment) if experiment in present else None
+        if curve is None or curve.empty:
+            continue
+        x = curve["labelled_size"]
+        ax.fill_between(x, curve["q25"], curve["q75"], color="grey", alpha=0.18, linewidth=0)
+        color = to_rgba(COLORS[i % len(COLORS)])
+        ax.plot(x, curve["median"], color=color, linestyle="--", linewidth=0.9, alpha=0.8)
+        drawn = True
+    if drawn:
+        ax.plot([], [], color="grey", linestyle="--", label="paper's logs: median (dashed), quartiles (grey)")
+    return drawn
+
+
 def _accuracy_figure(
     df: pd.DataFrame, group: FG.RunGroup, title: str, *, ylim_bottom: float | None = None
 ) -> Figure | None:
@@ -121,6 +139,8 @@ def _accuracy_figure(
     with paper_style():
         fig = Figure(figsize=FIGSIZE)
         ax = fig.add_subplot()
+        if _profile_of(df) in official_logs.PROFILES_WITH_LOGS:
+            _draw_log_bands(ax, group, {e for e, _, _ in present})
         counts = _draw_bands(ax, df, group, curves.accuracy_curves, "labelled_size")
         dataset = _dataset_of(pd.concat([rows for _, _, rows in present]), group.dataset_label)
         ax.set_title(f"{title}\n{dataset}, {_profile_of(df)} profile, {_trials_text(counts)}", fontsize=10)

@@ -106,7 +106,8 @@ def load_log(path: str | Path) -> LoggedGroup:
                         i, tuple(labelled), float(metrics["accuracy"]), float(metrics["nll"]), int(it["num_epochs"])
                     )
                 )
-                labelled += list(it["chosen_samples"])
+                chosen = it["chosen_samples"]
+                labelled += [chosen] if isinstance(chosen, int) else list(chosen)  # b = 1 logs hold one int
             runs.append(
                 LoggedRun(run["run"], int(run["args"]["seed"]), dict(run["args"]), tuple(rounds), frozenset(labelled))
             )

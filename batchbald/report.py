@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchbald import checks, curves, fidelity, paper_numbers, plots
+from batchbald import checks, curves, fidelity, official_logs, paper_numbers, plots
 from batchbald import figure_groups as FG
 from batchbald import results as R
 
@@ -101,6 +101,15 @@ def check_line(check: checks.Check) -> str:
     return f"- ({check.key}) {check.claim}: **{check.verdict}**. {check.detail}."
 
 
+def _same_seed_log_marks(df: pd.DataFrame, experiment: str, threshold: float, seeds) -> str:
+    """The official logs' marks over the logged runs of our seeds, by our rule: "q25/median/q75 (n)", or "—"."""
+    b = df.loc[df["experiment"] == experiment, "batch_size"].dropna()
+    marks = official_logs.log_marks(experiment, threshold, int(b.iloc[0]), seeds=seeds) if len(b) else None
+    if marks is None:
+        return "— (logs ran other seeds)" if official_logs.logged_group(experiment) else "—"
+    return f"{fmt_quartiles(marks.q25, marks.median, marks.q75)} ({marks.n_trials})"
+
+
 def profile_section(
     df: pd.DataFrame, profile: str, figures: dict, report_dir: Path, fig_dir: Path, groups=FG.GROUPS
 ) -> list[str]:
@@ -162,9 +171,10 @@ def profile_section(
         if not names:
             lines += [f"#### {group.title}", "", "No runs in this group.", ""]
             continue
+        with_logs = profile in official_logs.PROFILES_WITH_LOGS and any(official_logs.logged_group(e) for e in names)
         header = ["run", "n"]
         for t in group.thresholds:
-            header += [f"{t:.0%} ours", f"{t:.0%} paper"]
+            header += [f"{t:.0%} ours", f"{t:.0%} paper"] + ([f"{t:.0%} logs, same seeds"] if with_logs else [])
         header += ["hardware", "compute"]
         rows = []
         for e in names:
@@ -173,7 +183,7 @@ def profile_section(
             for t in group.thresholds:
                 hit = thresholds[(thresholds["experiment"] == e) & (thresholds["threshold"] == t)]
                 if hit.empty:
-                    row += ["—", "—"]
+                    row += ["—", "—"] + (["—"] if with_logs else [])
                     continue
                 h = hit.iloc[0]
                 n.add(int(h["n_trials"]))
@@ -182,6 +192,8 @@ def profile_section(
                     f" ({left} unfinished left out)" if left else ""
                 )
                 row += [ours, fmt_quartiles(h["paper_q25"], h["paper_median"], h["paper_q75"])]
+                if with_logs:
+                    row.append(_same_seed_log_marks(df, e, t, infos[e]["seeds"]))
             row[1] = "/".join(str(v) for v in sorted(n)) or "0"
             row += [hardware_text(infos[e]), fmt_seconds(infos[e]["compute_seconds"])]
             rows.append(row)

@@ -303,3 +303,70 @@ def test_trials_text_counts_in_words():
     assert P._trials_text([3, 3]) == "3 trials each"
     assert P._trials_text([2, 5, 3]) == "2-5 trials per method"
     assert P._trials_text([]) == "no trials"
+
+
+def _official_log(path: Path, group: str, accuracies_by_seed: dict[int, list[float]]) -> None:
+    from batchbald.data import PAPER_INITIAL_MNIST_INDICES
+
+    runs = []
+    for seed, accuracies in accuracies_by_seed.items():
+        its = [
+            {
+                "num_epochs": 4,
+                "test_metrics": {"accuracy": a, "nll": 1.0},
+                "chosen_samples": list(range(i * 10, i * 10 + 10)),
+            }
+            for i, a in enumerate(accuracies)
+        ]
+        runs.append(
+            {
+                "run": f"{group}_{seed}",
+                "args": {"seed": seed},
+                "initial_samples": list(PAPER_INITIAL_MNIST_INDICES),
+                "iterations": its,
+            }
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{group}.json").write_text(__import__("json").dumps({"group": group, "runs": runs}))
+
+
+def test_paper_profile_draws_the_official_logs_and_tables_their_same_seed_marks(tmp_path, monkeypatch):
+    from matplotlib.collections import PolyCollection
+
+    logs = tmp_path / "logs"
+    # seed 211889 reaches 90% at 70 labels (mark 60); seed 5 at 30 (mark 20): only 211889 is one of our seeds
+    _official_log(
+        logs,
+        "rmnist_w_noise_multibald_bald_k10_b10",
+        {211889: [0.80 + 0.02 * i for i in range(12)], 5: [0.85 + 0.05 * i for i in range(3)] + [0.99] * 9},
+    )
+    monkeypatch.setenv("BATCHBALD_OFFICIAL_LOGS", str(logs))
+    fake.make_profile(
+        tmp_path / "runs",
+        "paper",
+        seeds=(211889, 1),
+        notes=None,
+        skip=("emnist_batchbald", "emnist_bald", "emnist_random"),
+    )
+    fake.make_profile(tmp_path / "runs", "quick", seeds=(211889,))
+    df = R.load_runs(tmp_path / "runs")
+    paper = P.fig11_rmnist_others(df[df["profile"] == "paper"])
+    ax = paper.axes[0]
+    assert "paper's logs: median (dashed), quartiles (grey)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    grey = [
+        c
+        for c in ax.collections
+        if isinstance(c, PolyCollection) and c.get_facecolor()[0][:3].tolist() == [0.5019607843137255] * 3
+    ]
+    assert len(grey) == 1  # BatchBALD's logs only: the other members have no log file here
+    quick = P.fig11_rmnist_others(df[df["profile"] == "quick"])
+    assert "paper's logs" not in " ".join(t.get_text() for t in quick.axes[0].get_legend().get_texts())
+    report = _report(tmp_path)
+    paper_section = report.split("## Profile `paper`")[1]
+    lines = paper_section.splitlines()
+    at = next(i for i, line in enumerate(lines) if "90% logs, same seeds" in line and "85%" not in line)  # Fig 11's
+    header = lines[at]
+    row = next(line for line in lines[at:] if line.startswith("| BatchBALD (`rmnist_batchbald`)"))
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    assert cells["90% logs, same seeds"] == "60/60/60 (1)"
+    assert "logs, same seeds" not in report.split("## Profile `paper`")[0]  # the quick profile has no logs column

@@ -61,6 +61,22 @@ def test_load_log_accumulates_the_labelled_set(tmp_path):
     assert run.ever_labelled == frozenset({0, 1, 2, 3, 10, 11, 12, 13, 14})  # the last batch too
 
 
+def test_b1_logs_name_their_single_pick_as_an_int(tmp_path):
+    runs = [
+        {
+            "run": "b1_7",
+            "args": args(),
+            "initial_samples": [0, 1],
+            "iterations": [
+                {"num_epochs": 4, "test_metrics": {"accuracy": 0.5, "nll": 1.5}, "chosen_samples": 10},
+                {"num_epochs": 4, "test_metrics": {"accuracy": 0.6, "nll": 1.4}, "chosen_samples": 11},
+            ],
+        }
+    ]
+    group = replay.load_log(write_log(tmp_path / "b1.json", group="b1", runs=runs))
+    assert [r.labelled for r in group.runs[0].rounds] == [(0, 1), (0, 1, 10)]
+
+
 def test_settings_follow_the_logged_args(tmp_path):
     setting = replay.replay_setting(replay.load_log(write_log(tmp_path / "g.json")))
     assert (setting.dataset, setting.repetitions, setting.validation_size, setting.test_samples) == (
