@@ -98,6 +98,7 @@ def batchbald_batch(
     """
     if configurations not in CONFIGURATIONS:
         raise ValueError(f"configurations must be one of {', '.join(CONFIGURATIONS)}, got {configurations!r}")
+    redraw = configurations == "redrawn"
     lp_N_K_C = _as_f64(log_probs_N_K_C)
     N, K, C = lp_N_K_C.shape
     device = lp_N_K_C.device
@@ -139,7 +140,7 @@ def batchbald_batch(
             rows_K_R = (log_joint_M_K[keep] - (log_q_M[keep] + math.log(K))[:, None]).exp().t().contiguous()
             regime, configurations = "exact", log_joint_M_K.shape[0]
         else:
-            if configs_M_I is None or configurations == "redrawn":  # draw all chosen points' labels
+            if configs_M_I is None or redraw:  # draw all chosen points' labels
                 configs_M_I = torch.stack([_draw_labels(lp_N_K_C[a], S, generator) for a in chosen], dim=1)
                 log_joint_M_K = torch.zeros(configs_M_I.shape[0], K, dtype=torch.float64, device=device)
                 for j, a in enumerate(chosen):

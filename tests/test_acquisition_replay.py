@@ -73,6 +73,7 @@ def test_redrawn_configurations_match_nested_until_the_second_sampled_step_and_b
     k = first_sampled + 1  # the first sampled pick uses the same fresh draw in both
     assert nested.batch.indices[:k] == redrawn.batch.indices[:k]
     assert nested.batch.scores[:k] == redrawn.batch.scores[:k]
+    assert nested.batch.scores[k] != redrawn.batch.scores[k]  # then independent draws: another estimate
     big = 4 * 50_000
     for variant in ("nested", "redrawn"):
         result = batchbald_batch(lp, 6, num_samples=big, seed=5, configurations=variant)
