@@ -13,13 +13,20 @@ import pandas as pd
 from batchbald.fidelity import GROUP_INFO
 from batchbald.fidelity_variants import run_bootstrap_ci
 
-STEP = ["run", "round"]
+STEP = ["run", "round", "scoring_rule"]
 
 
 def load_rows(root: str | Path) -> pd.DataFrame:
-    paths = sorted(Path(root).glob("*.csv")) if Path(root).is_dir() else []
-    frames = [pd.read_csv(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """Every row under root: <group>.csv (the paper-profile scoring rule) and scoring_<rule>/<group>.csv."""
+    root = Path(root)
+    paths = sorted(root.glob("*.csv")) + sorted(root.glob("scoring_*/*.csv")) if root.is_dir() else []
+    frames = [pd.read_csv(p) for p in paths if p.name != "summary.csv"]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(df) and "scoring_rule" not in df:
+        df["scoring_rule"] = df["rule"]
+    elif len(df):
+        df["scoring_rule"] = df["scoring_rule"].fillna(df["rule"])
+    return df
 
 
 def paired(df: pd.DataFrame) -> pd.DataFrame:
@@ -42,13 +49,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     joint MI ours / logged, share of steps where the logged batch has the higher joint MI, mean overlap, digit
     repeats (in the batch, of the labelled set) ours / logged, median BALD rank of the logged picks."""
     rows = []
-    for (group, side), g in paired(df).groupby(["group", "side"], sort=False):
+    for (group, scoring_rule, side), g in paired(df).groupby(["group", "scoring_rule", "side"], sort=False):
         by_run = [g.loc[g["run"] == run, "delta"].to_numpy() for run in g["run"].unique()]
         lo, hi = run_bootstrap_ci(by_run, np.median)
         rows.append(
             {
                 "group": group,
                 "variant": side,
+                "scoring_rule": scoring_rule,
                 "steps": len(g),
                 "runs": g["run"].nunique(),
                 "rounds": f"{g['round'].min()}–{g['round'].max()}",
@@ -74,15 +82,15 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(summary: pd.DataFrame) -> list[str]:
     lines = [
-        "| logs | our acquisition | steps (runs; rounds) | median Δacc [95% CI] | mean Δacc | joint MI ours / logged "
-        "(logged higher) | overlap | repeats in batch ours / logged | repeats of labelled ours / logged | "
-        "label entropy ours / logged | median BALD rank of logged picks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| logs | our acquisition | scoring model stops on | steps (runs; rounds) | median Δacc [95% CI] | mean Δacc "
+        "| joint MI ours / logged (logged higher) | overlap | repeats in batch ours / logged | repeats of labelled "
+        "ours / logged | label entropy ours / logged | median BALD rank of logged picks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary.itertuples():
         name = GROUP_INFO.get(r.group, (r.group,))[0]
         lines.append(
-            f"| {name} | {r.variant} | {r.steps} ({r.runs}; {r.rounds}) | {r.median_delta:+.4f} "
+            f"| {name} | {r.variant} | {r.scoring_rule} | {r.steps} ({r.runs}; {r.rounds}) | {r.median_delta:+.4f} "
             f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.mean_delta:+.4f} | {r.joint_mi:.3f} / {r.joint_mi_logged:.3f} "
             f"({r.logged_mi_higher:.0%}) | {r.overlap:.1f} | {r.repeats_in_batch} / {r.repeats_in_batch_logged} | "
             f"{r.repeats_of_labelled} / {r.repeats_of_labelled_logged} | {r.label_entropy:.2f} / "
@@ -102,11 +110,11 @@ def figure(df: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
     for ax, group in zip(axes[0], groups):
         g = pair[pair["group"] == group]
-        for j, (side, s) in enumerate(g.groupby("side", sort=False)):
+        for j, ((rule, side), s) in enumerate(g.groupby(["scoring_rule", "side"], sort=False)):
             jitter = (j - 0.5) * 1.5
-            ax.scatter(s["labelled_size"] + jitter, s["delta"], s=12, alpha=0.5, label=f"{side}: per run")
+            ax.scatter(s["labelled_size"] + jitter, s["delta"], s=12, alpha=0.5)
             med = s.groupby("labelled_size")["delta"].median()
-            ax.plot(med.index + jitter, med.values, marker="o", label=f"{side}: median")
+            ax.plot(med.index + jitter, med.values, marker="o", label=f"{side}, scoring model on {rule}: median")
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(GROUP_INFO.get(group, (group,))[0], fontsize=10)
         ax.set_xlabel("labelled set L_r (size)")

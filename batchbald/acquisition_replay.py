@@ -115,6 +115,7 @@ def replay_acquisition_round(
     *,
     rule: str,
     acquisition: str,
+    scoring_rule: str | None = None,
     mc_samples: int,
     num_samples: int | None = None,
     variants: tuple[str, ...] = ("nested",),
@@ -122,7 +123,9 @@ def replay_acquisition_round(
     device: torch.device | str = "cpu",
 ) -> list[dict]:
     """One row per side ("logged", then each of `variants`: BatchBALD's `configurations`, or any name for BALD) of
-    logged round `round_index` of `run` (see the module doc)."""
+    logged round `round_index` of `run` (see the module doc). The model that scores the pool stops early by
+    `scoring_rule` (default `rule`); the trial models on L_r ∪ A always by `rule`."""
+    scoring_rule = scoring_rule or rule
     if round_index + 1 >= len(run.rounds):
         raise ReplayError(f"{run.name} has no round after {round_index}: its logged batch is unknown")
     device = torch.device(device)
@@ -147,9 +150,9 @@ def replay_acquisition_round(
         dataset.train.x[validation].to(device),
         dataset.train.y[validation].to(device),
         setting.train,
-        (rule,),
+        (scoring_rule,),
         generator=torch.Generator(device).manual_seed(seed + 1),
-    )[rule]
+    )[scoring_rule]
     masks = draw_masks(trained.model, mc_samples, torch.Generator(device).manual_seed(seed + 2))
     pool_x = dataset.train.x[torch.as_tensor(pool, dtype=torch.long)].to(device)
     log_probs_N_K_C = mc_log_probs(
@@ -181,6 +184,7 @@ def replay_acquisition_round(
             "side": side,
             "acquisition": acquisition if side != "logged" else "logged",
             "rule": rule,
+            "scoring_rule": scoring_rule,
             "batch": json.dumps(batch),
             "greedy_scores": json.dumps([round(s, 6) for s in scores]),
             "joint_mi": joint_mutual_information(log_probs_N_K_C[positions], seed=seed),

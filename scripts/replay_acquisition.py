@@ -31,6 +31,7 @@ from batchbald.fidelity import GROUP_INFO  # noqa: E402
 from batchbald.joint_mi import CONFIGURATIONS  # noqa: E402
 from batchbald.replay import ReplayError, load_log, load_replay_dataset, replay_setting  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
+from batchbald.train import parse_rule  # noqa: E402
 
 DEFAULT_GROUPS = ("rmnist_w_noise_multibald_bald_k10_b10", "rmnist_w_noise_independent_bald_k10_b10")
 
@@ -57,6 +58,19 @@ def rounds_of(text: str) -> range:
     return range(int(first), int(last or first) + 1)
 
 
+def _rule(name: str) -> str:
+    try:
+        parse_rule(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
+def output_csv(out: Path, group: str, scoring_rule: str | None) -> Path:
+    """<out>/<group>.csv for the paper-profile rule; <out>/scoring_<rule>/<group>.csv for a scoring-rule variant."""
+    return (out / f"scoring_{scoring_rule}" if scoring_rule else out) / f"{group}.csv"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS))
@@ -65,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=list(CONFIGURATIONS), choices=CONFIGURATIONS)
     p.add_argument("--num-samples", type=int, default=None, help="BatchBALD's M (default: the paper's)")
+    p.add_argument(
+        "--scoring-rule",
+        type=_rule,
+        default=None,
+        help="early stopping of the model that scores the pool (heldout, labelled, labelled_mc<k>); default: the "
+        "group's paper-profile rule, which the trial models always use. Rows go to <out>/scoring_<rule>/ then",
+    )
     p.add_argument(
         "--logs",
         type=Path,
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for group, setting, acquisition, K, rule in plans:
-        csv = args.out / f"{group.group}.csv"
+        csv = output_csv(args.out, group.group, args.scoring_rule)
         done = set()
         if csv.exists():
             prev = pd.read_csv(csv)
@@ -122,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     run,
                     r,
                     rule=rule,
+                    scoring_rule=args.scoring_rule,
                     acquisition=acquisition,
                     mc_samples=K,
                     num_samples=args.num_samples,
@@ -129,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                     trials=args.trials,
                 )
                 frame = pd.DataFrame([{**row, "group": group.group, **provenance} for row in rows])
-                args.out.mkdir(parents=True, exist_ok=True)
+                csv.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_csv(csv, mode="a", header=not csv.exists(), index=False)
                 summary = ", ".join(f"{row['side']} {row['accuracy']:.4f} (MI {row['joint_mi']:.3f})" for row in rows)
                 print(

@@ -155,6 +155,13 @@ def test_the_script_replays_a_slice_resumes_and_reports(tmp_path, monkeypatch):
     assert set(rows["hardware"].notna()) == {True} and rows["git_commit"].notna().all()
     assert script.main(argv) == 0  # resumed: nothing new
     assert len(pd.read_csv(out / f"{group.group}.csv")) == len(rows)
+    variant = argv[:3] + ["1", *argv[4:], "--scoring-rule", "heldout", "--variants", "nested"]
+    assert script.main(variant) == 0  # the scoring model stops on the held-out set; the trials as before
+    rows_heldout = pd.read_csv(out / "scoring_heldout" / f"{group.group}.csv")
+    assert set(rows_heldout["scoring_rule"]) == {"heldout"} and set(rows_heldout["rule"]) == {"labelled_mc3"}
     assert script.main(["--report", "--out", str(out)]) == 0
     summary = (out / "summary.md").read_text()
     assert "RMNIST BatchBALD" in summary and "redrawn" in summary and (out / "delta.png").exists()
+    assert "| RMNIST BatchBALD | nested | heldout | 1 (1; 1–1) |" in summary
+    with pytest.raises(SystemExit):
+        script.build_parser().parse_args(["--scoring-rule", "validation"])
