@@ -9,7 +9,7 @@ TABLE1 ?=
 ARGS ?=
 RUNS ?= results/runs
 
-.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay wandb-sync dashboard \
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay replay-acquisition wandb-sync dashboard \
 	device-wheels device-check device-import slurm-start slurm-stop verify clean
 
 install: $(VENV)/.installed
@@ -59,6 +59,11 @@ verify: install data
 replay: install data
 	$(PY) scripts/replay.py --jobs $(or $(JOBS),2) --data-root $(DATA) $(ARGS)
 	$(PY) scripts/replay.py --report
+
+# One step from the paper's logged state: our acquisition against the logged batch (results/fidelity/acquisition/).
+replay-acquisition: install data
+	$(PY) scripts/replay_acquisition.py --data-root $(DATA) $(ARGS)
+	$(PY) scripts/replay_acquisition.py --report
 
 # Upload every offline wandb run under $(RUNS) once (needs `wandb login` and network).
 wandb-sync: install
