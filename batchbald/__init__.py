@@ -1,1 +1,3 @@
-"""BatchBALD reproduction: data, models, acquisition, training, the active-learning loop, results and plots."""
+"""BatchBALD reproduction. The active-learning core: `acquisition/`, `models/`, `data/`, and at the top the run's own
+path (`loop`, `train`, `config`, `plugins`, `tracking`, `numerics`); `analysis/` turns runs into tables, figures and
+the report; `fidelity/` replays the paper's official logs."""

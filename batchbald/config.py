@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
+from batchbald.acquisition.stochastic import STOCHASTIC_MODES
 from batchbald.models import MODELS
-from batchbald.stochastic import STOCHASTIC_MODES
 from batchbald.train import VALIDATION_SETS
 
 DATASETS = ("mnist", "repeated_mnist", "emnist")
 # The built-ins' `_target_`s: the configs name them, and a run without `_target_` gets its built-in's.
 ACQUISITION_TARGETS = {name: f"batchbald.acquisition.{fn.__name__}" for name, fn in ACQUISITIONS.items()}
-MODEL_TARGETS = {name: f"{cls.__module__}.{cls.__name__}" for name, cls in MODELS.items()}
+MODEL_TARGETS = {name: f"batchbald.models.{cls.__name__}" for name, cls in MODELS.items()}
 DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 

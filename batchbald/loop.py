@@ -32,7 +32,7 @@ class LoopConfig:
     model: str | Callable  # a built-in name or a factory(num_classes=C) -> nn.Module (batchbald.models.build_model)
     train: TrainConfig
     num_samples: int | None = None  # BatchBALD's M (None = the paper's default)
-    stochastic: str | None = None  # None: top-k; power | softmax | softrank (batchbald.stochastic)
+    stochastic: str | None = None  # None: top-k; power | softmax | softrank (batchbald.acquisition.stochastic)
     coldness: float = 1.0  # β of the stochastic modes
     target_accuracy: float | None = None
     scoring_batch_size: int | None = None

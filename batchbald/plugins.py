@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from batchbald.acquisition import acquisition_kind, label, select
-from batchbald.generic_mc import SUPPORTED_DROPOUT, generic_dropout_layers, has_fast_path
+from batchbald.models.generic import SUPPORTED_DROPOUT, generic_dropout_layers, has_fast_path
 
 
 def probe_log_probs(n: int = 12, k: int = 3, c: int = 4, seed: int = 0) -> torch.Tensor:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import importlib.metadata
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -34,127 +32,21 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from batchbald.acquisition import batchbald_batch  # noqa: E402
-from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
-
-DEFAULT_CASES = [
-    (1000, 20, 10, 10, 10000),
-    (2000, 100, 10, 10, 40000),
-    (2000, 10, 47, 5, 40000),
-    (1000, 20, 10, 40, 10000),
-]
-FULL_CASES = [(10000, 20, 10, 10, 10000)]
-OURS_ALONE_CASES = [(60000, 20, 10, 10, 40000), (176908, 10, 10, 10, 40000)]
-GiB = 1 << 30
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# inputs, machine, load
-
-
-def make_log_probs(N, K, C, seed=0):
-    """PEER_SPEED.md recipe: float64 [N, K, C] log-probabilities (shared preference, then per-sample noise)."""
-    rng = np.random.default_rng(seed)
-    shared = rng.standard_normal((N, 1, C)) * 2.0
-    noise = rng.standard_normal((N, K, C)) * 1.0
-    logits = shared + noise
-    m = logits.max(axis=-1, keepdims=True)
-    return logits - (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))
-
-
-def hardware() -> dict:
-    info = {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": "MKL" if torch.backends.mkl.is_available() else "other",
-        "git_commit": git_commit(REPO),
-    }
-    try:
-        mem = Path("/proc/meminfo").read_text().split()
-        info["ram_gib"] = round(int(mem[mem.index("MemTotal:") + 1]) / (1 << 20), 1)
-    except OSError:
-        pass
-    info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    for package in ("batchbald_redux", "toma", "baal"):
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = "not installed"
-    return info
-
-
-def mem_available() -> int:
-    try:
-        fields = Path("/proc/meminfo").read_text().split()
-        return int(fields[fields.index("MemAvailable:") + 1]) * 1024
-    except (OSError, ValueError):
-        return 8 * GiB
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# machine throughput for the floor
-
-
-def _best_time(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def measure_throughput(Ks) -> dict:
-    """Multiply-adds per second of the GEMM shape the algorithm needs, [rows·C... ] probs[B·C, K] @ table[K, R] in
-    float64 (best of a few block widths, per K), and float64 natural logarithms per second on a cache-resident
-    buffer (torch.log, the thread count in use)."""
-    rates = {}
-    R = 10000
-    table = torch.rand(max(Ks), R, dtype=torch.float64)
-    for K in sorted(set(Ks)):
-        best = 0.0
-        rows = table[:K].contiguous()
-        for width in (50, 200, 1000):
-            a = torch.rand(width, K, dtype=torch.float64)
-            out = torch.empty(width, R, dtype=torch.float64)
-            seconds = _best_time(lambda: torch.matmul(a, rows, out=out))
-            best = max(best, width * R * K / seconds)
-        rates[f"mac_K{K}"] = best
-    x = torch.rand(1 << 19, dtype=torch.float64) + 1e-3
-    y = torch.empty_like(x)
-    rates["log"] = x.numel() / _best_time(lambda: torch.log(x, out=y), repeats=20)
-    return rates
-
-
-def table_rows(C, M, i):
-    return C**i if C**i <= M else M
-
-
-def floor_seconds(case, rates) -> float:
-    """Unavoidable work of a full evaluation: per step (N−i)·M_i·K·C multiply-adds and (N−i)·M_i·C logarithms."""
-    N, K, C, b, M = case
-    total = 0.0
-    for i in range(b):
-        pairs = (N - i) * table_rows(C, M, i) * C
-        total += pairs * K / rates[f"mac_K{K}"] + pairs / rates["log"]
-    return total
-
-
-def exact_prefix(case) -> int:
-    N, K, C, b, M = case
-    return sum(1 for i in range(b) if C**i <= M)
-
+from batchbald.tracking import LoadMeter  # noqa: E402
+from scripts.benchmark_acquisition_report import fmt_timing, write_report  # noqa: E402
+from scripts.benchmark_inputs import (  # noqa: E402
+    DEFAULT_CASES,
+    FULL_CASES,
+    OURS_ALONE_CASES,  # noqa: E402
+    GiB,
+    floor_seconds,
+    hardware,
+    loadavg,
+    make_log_probs,
+    measure_throughput,
+    mem_available,
+)
+from scripts.benchmark_output import output_path  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------------------------
 # runners
@@ -277,23 +169,6 @@ def run_baal(lp, case, repeats, budget) -> Timing:
     return timing
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# report
-
-
-def fmt_s(seconds):
-    if seconds != seconds:
-        return "–"
-    return f"{seconds:.3g} s" if seconds < 100 else f"{seconds:.0f} s"
-
-
-def fmt_timing(t: Timing):
-    if not t.seconds:
-        return "–"
-    spread = f" [{min(t.seconds):.3g}–{max(t.seconds):.3g}]" if len(t.seconds) > 1 else ""
-    return f"{fmt_s(t.median)} (n={len(t.seconds)}{spread})"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also the N=10^4 case and the two large ours-alone cases")
@@ -309,8 +184,17 @@ def main(argv=None):
         help="run only these cases (repeatable), e.g. --case 500,20,10,6,1000",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/acquisition.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: a new results/benchmarks/acquisition-<date>.md (never a committed one)",
+    )
     args = parser.parse_args(argv)
+    try:
+        args.out = output_path(args.out, "acquisition", REPO)
+    except ValueError as e:
+        parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -365,133 +249,6 @@ def main(argv=None):
     load_after = loadavg()
     write_report(args, info, rates, rows, started, finished, load_before, load_after, baseline_budget, baal_budget)
     print(f"\nwrote {args.out}")
-
-
-def write_report(args, info, rates, rows, started, finished, load_before, load_after, baseline_budget, baal_budget):
-    out = ["# BatchBALD selection: ours vs batchbald_redux and baal", ""]
-    minutes = (finished - started).total_seconds() / 60
-    out += [
-        f"Generated by `scripts/benchmark_acquisition.py{' --full' if args.full else ''}` on "
-        f"{started:%Y-%m-%d %H:%M} UTC (took {minutes:.1f} min).",
-        "",
-    ]
-    macs = ", ".join(f"{v / 1e9:.2f} G multiply-adds/s (K={k[5:]})" for k, v in rates.items() if k.startswith("mac"))
-    foreign = [f for row in rows for t in row[2:] for f in t.foreign if f == f]
-    worst = max(foreign) if foreign else float("nan")
-    middle = statistics.median(foreign) if foreign else float("nan")
-    out += [
-        f"- **Hardware:** {info['cpu']}, {info['logical_cpus']} logical CPUs, {info.get('ram_gib', '?')} GiB RAM, "
-        f"CUDA: {info['cuda']}.",
-        f"- **Software:** Python {info['python']}, torch {info['torch']} ({info['blas']} BLAS, {info['torch_threads']} "
-        f"threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), numpy {info['numpy']}, "
-        f"batchbald_redux {info['batchbald_redux']}, toma {info['toma']}, baal {info['baal']}.",
-        f"- **Code:** git commit {info['git_commit']}.",
-        f"- **Machine throughput (float64, measured here at the start):** GEMM {macs}; "
-        f"log {rates['log'] / 1e9:.2f} G/s.",
-        f"- **CPU load:** /proc/loadavg {load_before} before, {load_after} after. Foreign load during the timed runs "
-        f"(cores kept busy by other processes, average per run): max {worst:.2f}, median {middle:.2f}."
-        + (
-            " **Other processes were running during the measurements: on this 2-core box a busy foreign core slows "
-            "every 2-thread run by 2–10x (OpenMP threads wait for each other at every operation), so the absolute "
-            "times here are inflated and noisy; ours and the peers ran under the same conditions, case by case.**"
-            if worst > 0.3
-            else " No significant foreign load."
-        ),
-        "",
-        "## Method",
-        "",
-        "- Inputs: PEER_SPEED.md generator recipe, seed 0, float64 log-probs [N, K, C]; the same M = num_samples for "
-        "every implementation. Everything runs in this one process, one case after another.",
-        f"- Ours: `batchbald_batch(lp, b, num_samples=M, seed=0)` (what `select('batchbald', ...)` runs), one warm-up "
-        f"then {args.repeats} timed runs, median [min–max] (a warm-up over 30 s is the only run, n=1), with torch's "
-        'thread count; "1 thread" repeats it with `torch.set_num_threads(1)`. The script sets '
-        "OMP_WAIT_POLICY=PASSIVE unless it is set already (idle OpenMP threads sleep instead of spinning; it applies "
-        "to all implementations alike and keeps a foreign busy process from slowing 2-thread runs 10x). "
-        '"Full eval" switches the bound pruning off (every candidate\'s gain computed) to compare the kernel with '
-        "the floor; run only where cheap.",
-        f"- batchbald_redux: `get_batchbald_batch(lp, b, M, dtype=torch.double)` after `torch.manual_seed(0)`, "
-        f"{args.baseline_repeats} run(s) per case (minutes each); address space capped at +{baseline_budget / GiB:.0f} "
-        "GiB so that its 1024-candidate chunks shrink (toma) instead of exhausting the RAM.",
-        f"- baal: `BatchBALD(num_samples=b-1, num_draw=M//K).get_ranks(probs[N, C, K])` (BALD pick + b−1 greedy "
-        f"steps), {args.baseline_repeats} run(s), only where its whole-pool N·M·C float64 array (×3) fits "
-        f"{baal_budget / GiB:.0f} GiB. baal samples from the second pick on and returns a re-ranked set: only the "
-        "overlap of the sets is comparable.",
-        "- For scale (PEER_SPEED.md, same kind of box, uncontended): redux f64 needs about 175 s for "
-        "(10000, 20, 10, 10, 10000), 274 s for (10000, 100, 10, 10, 10000), 319 s for (10000, 20, 47, 5, 10000).",
-        "- Exact prefix: the steps with C^i ≤ M (i = points already chosen) are exact in ours and in redux, so their "
-        "picks must agree. Later steps are sampled with different random streams: picks may differ there.",
-        "- Floor: the work a full evaluation cannot avoid, Σ_i (N−i)·min(C^i, M)·C·K multiply-adds and "
-        "(N−i)·min(C^i, M)·C logarithms, at the throughputs above. Ours skips candidates whose rigorous upper bound "
-        'cannot reach the best gain (same argmax), so it does less than that work: "work" is the fraction of the '
-        "full evaluation's candidate × row pairs it processed, bounds included.",
-        "",
-        "## Results",
-        "",
-        "| case (N, K, C, b, M) | exact steps | ours | ours, 1 thread | redux f64 | ours vs redux | exact-prefix picks "
-        "| batch overlap | max score diff, exact prefix | baal | baal overlap | floor | ours / floor | ours work "
-        "| full eval (÷ floor) | foreign load |",
-        "|" + "---|" * 16,
-    ]
-    for case, floor, ours, single, full_eval, cuda, redux, baal in rows:
-        N, K, C, b, M = case
-        e = exact_prefix(case)
-        speed = f"**{redux.median / ours.median:.0f}x faster**" if redux.seconds and ours.seconds else "–"
-        if redux.indices is not None:
-            same = redux.indices[:e] == ours.indices[:e]
-            agree = ("same" if same else f"differ ({redux.indices[:e]} vs {ours.indices[:e]})") + f" ({e}/{b})"
-            overlap = f"{len(set(redux.indices) & set(ours.indices))}/{b}"
-            diff = f"{max(abs(x - y) for x, y in zip(redux.scores[:e], ours.scores[:e])):.1e}"
-        else:
-            agree, overlap, diff = "–", "–", "–"
-        baal_overlap = f"{len(set(baal.indices) & set(ours.indices))}/{b}" if baal.indices is not None else "–"
-        full = f"{fmt_timing(full_eval)} ({full_eval.median / floor:.1f}x)" if full_eval.seconds else full_eval.note
-        steps = ours.extra.get("steps", [])
-        full_pairs = sum((N - i) * table_rows(C, M, i) for i in range(b))
-        work = f"{sum(s.elements for s in steps) / full_pairs:.2%}" if steps else "–"
-        loads = [f for t in (ours, single, redux, baal) for f in t.foreign if f == f]
-        out.append(
-            f"| ({N}, {K}, {C}, {b}, {M}) | {e}/{b} | {fmt_timing(ours)} | {fmt_timing(single)} | "
-            f"{fmt_timing(redux) if redux.seconds else redux.note} | {speed} | {agree} | {overlap} | {diff} | "
-            f"{fmt_timing(baal) if baal.seconds else baal.note} | {baal_overlap} | {fmt_s(floor)} | "
-            f"{ours.median / floor:.2f} | {work} | {full} | {max(loads) if loads else float('nan'):.2f} |"
-        )
-    if any(row[5].seconds for row in rows):
-        out += ["", "CUDA (ours): " + "; ".join(f"{row[0]}: {fmt_timing(row[5])}" for row in rows if row[5].seconds)]
-    out += [
-        "",
-        "## Ours per greedy step",
-        "",
-        "Step: regime (b = BALD, e = exact, s = sampled), joint-table rows used (exact configurations above the "
-        "1e-13 tail, or unique sampled configurations), candidates whose gain was computed in full, seconds "
-        "(last timed run, torch's thread count).",
-        "",
-    ]
-    for case, floor, ours, *_ in rows:
-        out.append(
-            f"- {case}: "
-            + ", ".join(
-                f"{s.step}:{s.regime[0]} {s.rows}r {s.candidates}c {s.seconds:.2f}s"
-                for s in ours.extra.get("steps", [])
-            )
-        )
-    measured = ", ".join(str(row[0]) for row in rows)
-    skipped = [str(c) for c in FULL_CASES + OURS_ALONE_CASES if c not in [row[0] for row in rows]]
-    out += [
-        "",
-        f"Cases measured: {measured}."
-        + (f" Not measured in this run: {', '.join(skipped)} (`--full`)." if skipped else ""),
-        "",
-        "Picks:",
-        "",
-    ]
-    for case, floor, ours, single, full_eval, cuda, redux, baal in rows:
-        out.append(
-            f"- {case}: ours {ours.indices}"
-            + (f"; redux {redux.indices}" if redux.indices else "")
-            + (f"; baal (set) {sorted(baal.indices)}" if baal.indices else "")
-        )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

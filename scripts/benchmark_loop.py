@@ -47,6 +47,7 @@ from batchbald.models import (  # noqa: E402
 )
 from batchbald.tracking import LoadMeter, cpu_model, git_commit  # noqa: E402
 from batchbald.train import resolve_device  # noqa: E402
+from scripts.benchmark_output import output_path  # noqa: E402
 from scripts.benchmark_round import ROUNDS, bench_round, fmt_value, rounds_markdown, timed  # noqa: E402
 
 SCORING_CASES = [
@@ -312,7 +313,12 @@ def default_data_root() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scoring-only", action="store_true", help="only the scoring comparison (CPU: about 15 min)")
-    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/loop.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: a new results/benchmarks/loop-<date>.md (never a committed one)",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument(
@@ -330,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("rounds", "processes", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    try:
+        args.out = output_path(args.out, "loop", REPO)
+    except ValueError as e:
+        parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

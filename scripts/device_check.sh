@@ -59,8 +59,8 @@ PY
 cat "$OUT/env.txt"
 
 step "cuda tests"
-timeout "$(left 250 30)" $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/test_models.py \
-    tests/test_acquisition.py >"$OUT/cuda-tests.log" 2>&1
+timeout "$(left 250 30)" $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/models/test_models.py \
+    tests/acquisition/test_acquisition.py >"$OUT/cuda-tests.log" 2>&1
 echo "cuda tests exit $? (log: cuda-tests.log)"
 tail -n 5 "$OUT/cuda-tests.log"
 

@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
 
-from batchbald import figure_groups as FG  # noqa: E402
-from batchbald import plots  # noqa: E402
-from batchbald import results as R  # noqa: E402
-from batchbald.report import build_report  # noqa: E402
+from batchbald.analysis import figure_groups as FG  # noqa: E402
+from batchbald.analysis import plots  # noqa: E402
+from batchbald.analysis import results as R  # noqa: E402
+from batchbald.analysis.report import build_report  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ main
 

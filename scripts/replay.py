@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
 
-from batchbald import fidelity  # noqa: E402
-from batchbald.replay import ReplayError, load_log, replay_setting  # noqa: E402
+from batchbald.fidelity import summary as fidelity  # noqa: E402
+from batchbald.fidelity.replay import ReplayError, load_log, replay_setting  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
 from batchbald.train import VALIDATION_SETS, parse_rule  # noqa: E402
 
@@ -45,7 +45,7 @@ def _worker(job: dict) -> dict:
     """One (run, round, trial) in a fresh process: one thread, its own copy of the dataset (cached per process)."""
     import torch
 
-    from batchbald import replay
+    from batchbald.fidelity import replay
 
     torch.set_num_threads(1)
     cache = _worker.__dict__.setdefault("cache", {})

@@ -6,7 +6,7 @@
 
 Rows go to results/fidelity/acquisition/<group>.csv, one per (run, round, side: logged or one of --variants);
 re-running skips the (run, round) steps already there, so a killed replay resumes. BatchBALD groups (multibald) are
-replayed with our BatchBALD under each --variants (batchbald.joint_mi CONFIGURATIONS), BALD groups with BALD. The
+replayed with our BatchBALD under each --variants (joint_mi.CONFIGURATIONS), BALD groups with BALD. The
 scoring model stops early as the paper profile does for that group (main groups: the labelled set scored with the
 K-sample MC prediction; ablation groups: the held-out set). One thread, one process (no --jobs: pool scoring of a
 full Repeated MNIST pool uses the memory of one).
@@ -25,11 +25,11 @@ sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
 
-from batchbald import acquisition_fidelity  # noqa: E402
-from batchbald.acquisition_replay import replay_acquisition_round  # noqa: E402
-from batchbald.fidelity import GROUP_INFO  # noqa: E402
-from batchbald.joint_mi import CONFIGURATIONS  # noqa: E402
-from batchbald.replay import ReplayError, load_log, load_replay_dataset, replay_setting  # noqa: E402
+from batchbald.acquisition.joint_mi import CONFIGURATIONS  # noqa: E402
+from batchbald.fidelity import acquisition_summary as acquisition_fidelity  # noqa: E402
+from batchbald.fidelity.acquisition_replay import replay_acquisition_round  # noqa: E402
+from batchbald.fidelity.replay import ReplayError, load_log, load_replay_dataset, replay_setting  # noqa: E402
+from batchbald.fidelity.summary import GROUP_INFO  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
 from batchbald.train import parse_rule  # noqa: E402
 
@@ -66,9 +66,13 @@ def _rule(name: str) -> str:
     return name
 
 
-def output_csv(out: Path, group: str, scoring_rule: str | None) -> Path:
-    """<out>/<group>.csv for the paper-profile rule; <out>/scoring_<rule>/<group>.csv for a scoring-rule variant."""
-    return (out / f"scoring_{scoring_rule}" if scoring_rule else out) / f"{group}.csv"
+def output_csv(out: Path, group: str, scoring_rule: str | None, other_models: int = 0) -> Path:
+    """<out>/<group>.csv for the default replay; variants in subfolders: scoring_<rule>/ (how the scoring model
+    stops), models<n>/ (n models of ours per step)."""
+    parts = ([f"scoring_{scoring_rule}"] if scoring_rule else []) + (
+        [f"models{1 + other_models}"] if other_models else []
+    )
+    return (out / "_".join(parts) if parts else out) / f"{group}.csv"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=list(CONFIGURATIONS), choices=CONFIGURATIONS)
     p.add_argument("--num-samples", type=int, default=None, help="BatchBALD's M (default: the paper's)")
+    p.add_argument(
+        "--other-models",
+        type=int,
+        default=0,
+        help="more models of ours per step (other seeds), each acquiring a side <variant>_model<j>: our own spread",
+    )
     p.add_argument(
         "--scoring-rule",
         type=_rule,
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for group, setting, acquisition, K, rule in plans:
-        csv = output_csv(args.out, group.group, args.scoring_rule)
+        csv = output_csv(args.out, group.group, args.scoring_rule, args.other_models)
         done = set()
         if csv.exists():
             prev = pd.read_csv(csv)
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     mc_samples=K,
                     num_samples=args.num_samples,
                     variants=variants,
+                    other_models=args.other_models,
                     trials=args.trials,
                 )
                 frame = pd.DataFrame([{**row, "group": group.group, **provenance} for row in rows])

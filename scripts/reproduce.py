@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from batchbald.figure_groups import experiments_to_run, load_groups  # noqa: E402
+from batchbald.analysis.figure_groups import experiments_to_run, load_groups  # noqa: E402
 
 
 def torch_gpus() -> int:

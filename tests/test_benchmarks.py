@@ -102,3 +102,25 @@ def test_loop_benchmark_refuses_counts_below_one(tmp_path, option):
     assert run.returncode == 2
     assert f"error: {option} must be at least 1, got 0" in run.stderr
     assert not (tmp_path / "loop.md").exists()
+
+
+@pytest.mark.parametrize("script", ["benchmark_loop.py", "benchmark_acquisition.py"])
+def test_a_benchmark_never_overwrites_a_committed_record(script):
+    committed = REPO / "results" / "benchmarks" / ("loop.md" if script == "benchmark_loop.py" else "acquisition.md")
+    before = committed.read_text()
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--out", str(committed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "is a committed benchmark record" in run.stderr
+    assert committed.read_text() == before
+
+
+def test_the_default_output_is_a_new_dated_file(tmp_path):
+    from scripts.benchmark_output import output_path
+
+    path = output_path(None, "loop", REPO)
+    assert path.parent == REPO / "results" / "benchmarks" and path.name.startswith("loop-") and not path.exists()
+    assert output_path(tmp_path / "mine.md", "loop", REPO) == tmp_path / "mine.md"

@@ -407,7 +407,7 @@ def test_reproduce_seeds_on_the_command_line_apply_to_every_experiment():
 
 def test_quick_profile_gives_every_verdict_pair_enough_seeds(tmp_path):
     """Each experiment a paired verdict compares gets >= MIN_PAIRS seeds from the quick profile."""
-    from batchbald import checks
+    from batchbald.analysis import checks
 
     sys.path.insert(0, str(REPO / "scripts"))
     from omegaconf import OmegaConf

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from batchbald.acquisition import AcquisitionBatch, acquisition_kind, bald_scores, select, top_k
-from batchbald.generic_mc import draw_generic_masks, generic_log_probs
 from batchbald.models import DropoutMasks, MnistCNN, forward_masked, mc_log_probs
+from batchbald.models.generic import draw_generic_masks, generic_log_probs
 from batchbald.plugins import check_acquisition, check_model, import_target, probe_log_probs
 from tests.test_driver import run, tiny
 

@@ -1,10 +1,10 @@
 """Acquisition replay: one step from the paper's own state, our batch against the batch the paper's run acquired.
 
-For a logged round r of an official run (batchbald.replay.load_log): train our model on the logged labelled set L_r
+For a logged round r of an official run (.replay.load_log): train our model on the logged labelled set L_r
 (the stopping rule the group's logs show), score the pool the run saw there (every training position outside L_r
 and our validation draw, in the logs' index space: Repeated MNIST position i is MNIST image i mod 60,000) with K
 consistent MC-dropout masks, and acquire a batch A_ours under each BatchBALD variant (`configurations` of
-batchbald.joint_mi.batchbald_batch), or with BALD for BALD groups. Then train `trials` fresh models on L_r ∪ A for
+acquisition.joint_mi.batchbald_batch), or with BALD for BALD groups. Then train `trials` fresh models on L_r ∪ A for
 every side (ours and A_logged = L_{r+1} − L_r, the same trial seeds for every side) and test them on the full test
 set as the paper does. Diagnostics of every batch under our round-r model: its joint mutual information
 I(y_1..y_b; ω) (`joint_mutual_information`, one estimator and one seed for all sides), the overlap with the logged
@@ -23,12 +23,19 @@ import time
 
 import torch
 
+from batchbald.acquisition.joint_mi import batchbald_batch
+from batchbald.acquisition.scores import bald_scores
 from batchbald.data import Dataset
-from batchbald.joint_mi import batchbald_batch
+from batchbald.fidelity.replay import (
+    LoggedRun,
+    ReplayError,
+    ReplaySetting,
+    replay_round,
+    trial_seed,
+    validation_indices,
+)
 from batchbald.loop import label_entropy
 from batchbald.models import build_model, default_scoring_batch_size, draw_masks, mc_log_probs
-from batchbald.replay import LoggedRun, ReplayError, ReplaySetting, replay_round, trial_seed, validation_indices
-from batchbald.scores import bald_scores
 from batchbald.train import train_model_rules
 
 MNIST_TRAIN_SIZE = 60_000  # Repeated MNIST copies are consecutive blocks of the 60,000 MNIST training images
@@ -119,12 +126,15 @@ def replay_acquisition_round(
     mc_samples: int,
     num_samples: int | None = None,
     variants: tuple[str, ...] = ("nested",),
+    other_models: int = 0,
     trials: int = 2,
     device: torch.device | str = "cpu",
 ) -> list[dict]:
     """One row per side ("logged", then each of `variants`: BatchBALD's `configurations`, or any name for BALD) of
     logged round `round_index` of `run` (see the module doc). The model that scores the pool stops early by
-    `scoring_rule` (default `rule`); the trial models on L_r ∪ A always by `rule`."""
+    `scoring_rule` (default `rule`); the trial models on L_r ∪ A always by `rule`. `other_models` more models of
+    ours, trained on L_r with other seeds, acquire sides "<variants[0]>_model<j>": how far apart our own batches are
+    (their diagnostics, like every side's, are under the first model)."""
     scoring_rule = scoring_rule or rule
     if round_index + 1 >= len(run.rounds):
         raise ReplayError(f"{run.name} has no round after {round_index}: its logged batch is unknown")
@@ -140,25 +150,9 @@ def replay_acquisition_round(
         raise ReplayError(f"{run.name} round {round_index}: a logged pick is outside the replayed pool")
 
     t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    model = build_model("mnist_cnn", dataset.num_classes).to(device)
-    lab = torch.as_tensor(labelled, dtype=torch.long)
-    trained = train_model_rules(
-        model,
-        dataset.train.x[lab].to(device),
-        dataset.train.y[lab].to(device),
-        dataset.train.x[validation].to(device),
-        dataset.train.y[validation].to(device),
-        setting.train,
-        (scoring_rule,),
-        generator=torch.Generator(device).manual_seed(seed + 1),
-    )[scoring_rule]
-    masks = draw_masks(trained.model, mc_samples, torch.Generator(device).manual_seed(seed + 2))
-    pool_x = dataset.train.x[torch.as_tensor(pool, dtype=torch.long)].to(device)
-    log_probs_N_K_C = mc_log_probs(
-        trained.model, pool_x, masks, batch_size=default_scoring_batch_size(trained.model, mc_samples)
-    ).double()
-    del pool_x
+    log_probs_N_K_C, scoring_epochs = score_pool(
+        dataset, setting, labelled, validation, pool, scoring_rule, mc_samples, seed, device
+    )
     bald_N = bald_scores(log_probs_N_K_C)
     score_seconds = time.perf_counter() - t0
 
@@ -169,6 +163,16 @@ def replay_acquisition_round(
             log_probs_N_K_C, acquisition, len(logged_batch), num_samples=num_samples, seed=seed, configurations=variant
         )
         sides[variant] = (picked, scores, time.perf_counter() - t1)
+    for j in range(1, other_models + 1):  # independently trained models of ours: the spread between our own batches
+        other, _ = score_pool(
+            dataset, setting, labelled, validation, pool, scoring_rule, mc_samples, seed + 1000 * j, device
+        )
+        t1 = time.perf_counter()
+        picked, scores = acquire(
+            other, acquisition, len(logged_batch), num_samples=num_samples, seed=seed, configurations=variants[0]
+        )
+        sides[f"{variants[0]}_model{j + 1}"] = (picked, scores, time.perf_counter() - t1)
+        del other
 
     labels = dataset.train.y
     rows = []
@@ -193,7 +197,7 @@ def replay_acquisition_round(
             "class_counts": json.dumps(counts.tolist()),
             "label_entropy": label_entropy(counts),
             **{f"repeats_{k}": v for k, v in digit_repeats(batch, labelled).items()},
-            "scoring_epochs": trained.epochs,
+            "scoring_epochs": scoring_epochs,
             "score_seconds": round(score_seconds, 2),
             "select_seconds": round(select_seconds, 2),
         }
@@ -214,6 +218,28 @@ def replay_acquisition_round(
         row["logged_next_accuracy"] = run.rounds[round_index + 1].accuracy
         rows.append(row)
     return rows
+
+
+def score_pool(dataset, setting, labelled, validation, pool, rule, mc_samples, seed, device):
+    """log_probs_N_K_C (float64) of the pool under a fresh model trained on `labelled` (early stopping by `rule`),
+    K consistent masks; and the model's epochs. Init, batches and masks come from `seed`."""
+    torch.manual_seed(seed)
+    model = build_model("mnist_cnn", dataset.num_classes).to(device)
+    lab = torch.as_tensor(labelled, dtype=torch.long)
+    trained = train_model_rules(
+        model,
+        dataset.train.x[lab].to(device),
+        dataset.train.y[lab].to(device),
+        dataset.train.x[validation].to(device),
+        dataset.train.y[validation].to(device),
+        setting.train,
+        (rule,),
+        generator=torch.Generator(device).manual_seed(seed + 1),
+    )[rule]
+    masks = draw_masks(trained.model, mc_samples, torch.Generator(device).manual_seed(seed + 2))
+    pool_x = dataset.train.x[torch.as_tensor(pool, dtype=torch.long)].to(device)
+    batch = default_scoring_batch_size(trained.model, mc_samples)
+    return mc_log_probs(trained.model, pool_x, masks, batch_size=batch).double(), trained.epochs
 
 
 def brute_force_joint_mi(log_probs_B_K_C: torch.Tensor) -> float:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from batchbald.acquisition import bald_scores, select, top_k
-from batchbald.stochastic import STOCHASTIC_MODES, log_weights, stochastic_batch
+from batchbald.acquisition.stochastic import STOCHASTIC_MODES, log_weights, stochastic_batch
 
 
 def scores(n=50, seed=0):

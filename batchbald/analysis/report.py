@@ -1,6 +1,6 @@
 """results/REPORT.md: one section per profile (acceptance checks, runs, points-to-X% and accuracy tables next to the
-paper, beyond-the-paper comparisons, figures) from a `batchbald.results.load_runs` frame. Markdown only; the
-figures are drawn by batchbald.plots and the fidelity section comes from batchbald.fidelity.
+paper, beyond-the-paper comparisons, figures) from a `batchbald.analysis.results.load_runs` frame. Markdown only; the
+figures are drawn by batchbald.analysis.plots and the fidelity section comes from batchbald.fidelity.summary.
 """
 
 from __future__ import annotations
@@ -12,9 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchbald import checks, curves, fidelity, official_logs, paper_numbers, plots
-from batchbald import figure_groups as FG
-from batchbald import results as R
+from batchbald.analysis import checks, curves, official_logs, paper_numbers, plots
+from batchbald.analysis import figure_groups as FG
+from batchbald.analysis import results as R
+from batchbald.analysis.markdown import (
+    fmt_acc,
+    fmt_points,
+    fmt_quartiles,
+    fmt_seconds,
+    hardware_text,
+    table,
+    trials_text,
+)
+from batchbald.fidelity import summary as fidelity
 
 PROFILE_ORDER = ("quick", "paper")
 DEFAULT_NOTES = {
@@ -30,60 +40,6 @@ FIGURE_CAPTIONS = {
     "fig14": "Fig 14: entropy of acquired labels on EMNIST",
     "fig15": "Fig 15: histograms of acquired labels on EMNIST (one trial per method)",
 }
-
-
-# ------------------------------------------------------------------------------------------------ formatting
-
-
-def fmt_points(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return "∞" if value == math.inf else f"{value:g}"
-
-
-def fmt_quartiles(q25: float, median: float, q75: float, fmt=fmt_points) -> str:
-    if all(isinstance(v, float) and math.isnan(v) for v in (q25, median, q75)):
-        return "—"
-    if isinstance(q25, float) and math.isnan(q25) and isinstance(q75, float) and math.isnan(q75):
-        return fmt(median)
-    return "/".join(fmt(v) for v in (q25, median, q75))
-
-
-def fmt_acc(value: float) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value:.3f}".lstrip("0") if value < 1 else f"{value:.3f}"
-
-
-def fmt_seconds(seconds: float) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "—"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
-def cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def trials_text(info: dict) -> str:
-    others = ", ".join(f"{n} {s}" for s, n in sorted(info["status"].items()) if s != "finished")
-    return f"{info['n_runs']}" + (f" ({others})" if others else "")
-
-
-def hardware_text(info: dict) -> str:
-    hardware = "; ".join(info["hardware"]) or "—"
-    devices = ", ".join(info["device"])
-    return f"{hardware} ({devices})" if devices else hardware
 
 
 def label_of(experiment: str, groups=FG.GROUPS) -> str:

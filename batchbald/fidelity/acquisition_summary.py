@@ -1,4 +1,4 @@
-"""Summaries of the acquisition replay (batchbald.acquisition_replay): per group and variant, how our batch compares
+"""Summaries of the acquisition replay (.acquisition_replay): per group and variant, how our batch compares
 with the logged one on the same labelled set. Rows: results/fidelity/acquisition/<group>.csv, one per (run, round,
 side); Δ = accuracy(L_r ∪ A_ours) − accuracy(L_r ∪ A_logged), trial means, the same trial seeds on both sides."""
 
@@ -10,22 +10,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchbald.fidelity import GROUP_INFO
-from batchbald.fidelity_variants import run_bootstrap_ci
+from batchbald.fidelity.summary import GROUP_INFO
+from batchbald.fidelity.variants import run_bootstrap_ci
 
-STEP = ["run", "round", "scoring_rule"]
+STEP = ["setting", "run", "round"]
 
 
 def load_rows(root: str | Path) -> pd.DataFrame:
-    """Every row under root: <group>.csv (the paper-profile scoring rule) and scoring_<rule>/<group>.csv."""
+    """Every row under root, with `setting` = the folder it came from: "default" for <group>.csv, else the variant
+    folder's name (scoring_<rule>, models<n>, ...)."""
     root = Path(root)
-    paths = sorted(root.glob("*.csv")) + sorted(root.glob("scoring_*/*.csv")) if root.is_dir() else []
-    frames = [pd.read_csv(p) for p in paths if p.name != "summary.csv"]
+    paths = sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv")) if root.is_dir() else []
+    frames = []
+    for path in paths:
+        if path.name != "summary.csv":
+            frame = pd.read_csv(path)
+            frame["setting"] = "default" if path.parent == root else path.parent.name
+            frames.append(frame)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(df) and "scoring_rule" not in df:
-        df["scoring_rule"] = df["rule"]
-    elif len(df):
-        df["scoring_rule"] = df["scoring_rule"].fillna(df["rule"])
+    if len(df):
+        df["scoring_rule"] = df["scoring_rule"].fillna(df["rule"]) if "scoring_rule" in df else df["rule"]
     return df
 
 
@@ -49,14 +53,15 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     joint MI ours / logged, share of steps where the logged batch has the higher joint MI, mean overlap, digit
     repeats (in the batch, of the labelled set) ours / logged, median BALD rank of the logged picks."""
     rows = []
-    for (group, scoring_rule, side), g in paired(df).groupby(["group", "scoring_rule", "side"], sort=False):
+    for (group, setting, side), g in paired(df).groupby(["group", "setting", "side"], sort=False):
         by_run = [g.loc[g["run"] == run, "delta"].to_numpy() for run in g["run"].unique()]
         lo, hi = run_bootstrap_ci(by_run, np.median)
         rows.append(
             {
                 "group": group,
                 "variant": side,
-                "scoring_rule": scoring_rule,
+                "setting": setting,
+                "scoring_rule": g["scoring_rule"].iloc[0],
                 "steps": len(g),
                 "runs": g["run"].nunique(),
                 "rounds": f"{g['round'].min()}–{g['round'].max()}",
@@ -80,22 +85,42 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+HEADER = [
+    "logs",
+    "replay",
+    "our acquisition",
+    "scoring model stops on",
+    "steps (runs; rounds)",
+    "median Δacc [95% CI]",
+    "mean Δacc",
+    "joint MI ours / logged (logged higher)",
+    "overlap",
+    "repeats in batch ours / logged",
+    "repeats of labelled ours / logged",
+    "label entropy ours / logged",
+    "median BALD rank of logged picks",
+]
+
+
 def markdown(summary: pd.DataFrame) -> list[str]:
-    lines = [
-        "| logs | our acquisition | scoring model stops on | steps (runs; rounds) | median Δacc [95% CI] | mean Δacc "
-        "| joint MI ours / logged (logged higher) | overlap | repeats in batch ours / logged | repeats of labelled "
-        "ours / logged | label entropy ours / logged | median BALD rank of logged picks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in summary.itertuples():
-        name = GROUP_INFO.get(r.group, (r.group,))[0]
-        lines.append(
-            f"| {name} | {r.variant} | {r.scoring_rule} | {r.steps} ({r.runs}; {r.rounds}) | {r.median_delta:+.4f} "
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.mean_delta:+.4f} | {r.joint_mi:.3f} / {r.joint_mi_logged:.3f} "
-            f"({r.logged_mi_higher:.0%}) | {r.overlap:.1f} | {r.repeats_in_batch} / {r.repeats_in_batch_logged} | "
-            f"{r.repeats_of_labelled} / {r.repeats_of_labelled_logged} | {r.label_entropy:.2f} / "
-            f"{r.label_entropy_logged:.2f} | {r.logged_bald_rank:.0f} |"
-        )
+        cells = [
+            GROUP_INFO.get(r.group, (r.group,))[0],
+            r.setting,
+            r.variant,
+            r.scoring_rule,
+            f"{r.steps} ({r.runs}; {r.rounds})",
+            f"{r.median_delta:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+            f"{r.mean_delta:+.4f}",
+            f"{r.joint_mi:.3f} / {r.joint_mi_logged:.3f} ({r.logged_mi_higher:.0%})",
+            f"{r.overlap:.1f}",
+            f"{r.repeats_in_batch} / {r.repeats_in_batch_logged}",
+            f"{r.repeats_of_labelled} / {r.repeats_of_labelled_logged}",
+            f"{r.label_entropy:.2f} / {r.label_entropy_logged:.2f}",
+            f"{r.logged_bald_rank:.0f}",
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
 
@@ -110,11 +135,11 @@ def figure(df: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
     for ax, group in zip(axes[0], groups):
         g = pair[pair["group"] == group]
-        for j, ((rule, side), s) in enumerate(g.groupby(["scoring_rule", "side"], sort=False)):
+        for j, ((setting, side), s) in enumerate(g.groupby(["setting", "side"], sort=False)):
             jitter = (j - 0.5) * 1.5
             ax.scatter(s["labelled_size"] + jitter, s["delta"], s=12, alpha=0.5)
             med = s.groupby("labelled_size")["delta"].median()
-            ax.plot(med.index + jitter, med.values, marker="o", label=f"{side}, scoring model on {rule}: median")
+            ax.plot(med.index + jitter, med.values, marker="o", label=f"{side} ({setting}): median")
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(GROUP_INFO.get(group, (group,))[0], fontsize=10)
         ax.set_xlabel("labelled set L_r (size)")

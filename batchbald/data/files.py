@@ -189,7 +189,7 @@ def find_shared_data() -> Path | None:
     """The shared offline data folder: $BATCHBALD_SHARED_DATA, else <repo>/../shared/data, if it exists."""
     env = os.environ.get("BATCHBALD_SHARED_DATA")
     candidates = [Path(env).expanduser()] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "data")
     for c in candidates:
         if (c / "MNIST" / "raw").is_dir() or (c / "EMNIST").is_dir():
             return c

@@ -5,11 +5,11 @@
 An acquisition function is one of two kinds (`acquisition_kind`):
 - a per-point score, `fn(log_probs_N_K_C) -> scores_N` (BALD, max entropy, variation ratios, mean STD, or yours):
   the batch is the `batch_size` highest scores (ties to the lower index), or a stochastic sample (power, softmax,
-  softrank; batchbald.stochastic);
+  softrank; batchbald.acquisition.stochastic);
 - a batch function, `fn(log_probs_N_K_C, batch_size, *, seed, num_samples) -> AcquisitionBatch or indices`
   (random, BatchBALD, or yours); it gets only the keyword arguments its signature names.
 The built-ins are registered by name in ACQUISITIONS and take the same path as a function given in config by
-`acquisition._target_`. Inputs are checked and renormalised to float64 first (batchbald.scores), outputs checked.
+`acquisition._target_`. Inputs are checked and renormalised to float64 first (.scores), outputs checked.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import inspect
 
 import torch
 
-from batchbald.joint_mi import BatchBALDResult, StepStats, batchbald_batch, default_num_samples
-from batchbald.scores import (
+from batchbald.acquisition.joint_mi import BatchBALDResult, StepStats, batchbald_batch, default_num_samples
+from batchbald.acquisition.scores import (
     AcquisitionBatch,
     _check_batch_size,
     _check_log_probs,
@@ -30,7 +30,7 @@ from batchbald.scores import (
     top_k,
     var_ratios_scores,
 )
-from batchbald.stochastic import stochastic_batch
+from batchbald.acquisition.stochastic import stochastic_batch
 
 __all__ = [
     "ACQUISITIONS",
@@ -73,7 +73,7 @@ def batchbald_acquire(
     seed: int = 0,
     configurations: str = "nested",
 ) -> AcquisitionBatch:
-    """BatchBALD's batch (batchbald.joint_mi.batchbald_batch without the per-step statistics). configurations:
+    """BatchBALD's batch (joint_mi.batchbald_batch without the per-step statistics). configurations:
     "nested" (sampled labels drawn once per batch, extended per pick) or "redrawn" (all redrawn at every sampled
     step, as the released code)."""
     return batchbald_batch(
@@ -142,7 +142,7 @@ def select(
 
     log_probs_N_K_C: log-probabilities [pool N, MC samples K, classes C]. num_samples: BatchBALD's M (default
     (40000 // K) * K, as the paper). seed: the function's random draws; None means 0, so results are reproducible:
-    pass a different seed per round. stochastic: None (top-k) or a mode of batchbald.stochastic (power, softmax,
+    pass a different seed per round. stochastic: None (top-k) or a mode of .stochastic (power, softmax,
     softrank) for per-point scores: sample with probability ∝ score^coldness, exp(coldness·score) or rank^-coldness.
     Returns indices in the order picked; scores[i] is the i-th pick's score (0.0 for random; for BatchBALD the
     estimated joint MI of the first i+1 picks).

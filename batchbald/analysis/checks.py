@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from batchbald.curves import accuracy_curves, experiment_marks, run_label_steps, trial_mark
-from batchbald.figure_groups import RunGroup, load_groups
-from batchbald.paper_numbers import INF, NAN, PAPER_ACCURACY, PAPER_MARKS, PAPER_ROWS, Quartiles
+from batchbald.analysis.curves import accuracy_curves, experiment_marks, run_label_steps, trial_mark
+from batchbald.analysis.figure_groups import RunGroup, load_groups
+from batchbald.analysis.paper_numbers import INF, NAN, PAPER_ACCURACY, PAPER_MARKS, PAPER_ROWS, Quartiles
 
 MIN_PAIRS = 5  # fewer paired seeds than this never make a verdict "holds"
 BOOTSTRAP_RESAMPLES = 10_000

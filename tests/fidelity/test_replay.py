@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from batchbald import fidelity, replay
 from batchbald.data import PAPER_INITIAL_MNIST_INDICES, find_shared_data
-from batchbald.fidelity_variants import run_bootstrap_ci
+from batchbald.fidelity import replay
+from batchbald.fidelity import summary as fidelity
+from batchbald.fidelity.variants import run_bootstrap_ci
 from tests.fakedata import tensor_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -223,7 +224,7 @@ def test_report_files_and_the_script(tmp_path):
 
 
 def test_each_variant_rule_is_paired_with_the_deterministic_rules_on_its_own_trainings(tmp_path):
-    from batchbald import fidelity_variants as fv
+    from batchbald.fidelity import variants as fv
     from scripts import replay as script
 
     out = tmp_path / "fidelity"

@@ -15,7 +15,7 @@ import contextlib
 import torch
 from torch import nn
 
-from batchbald.models import DropoutMasks, MCDropout
+from batchbald.models.dropout import DropoutMasks, MCDropout
 
 CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, MCDropout)
 SUPPORTED_DROPOUT = (nn.Dropout, *CHANNEL_DROPOUT)

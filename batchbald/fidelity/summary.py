@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchbald.fidelity_variants import MIN_EPOCHS, rule_dirs, run_bootstrap_ci, variants_section
+from batchbald.fidelity.variants import MIN_EPOCHS, rule_dirs, run_bootstrap_ci, variants_section
 from batchbald.train import VALIDATION_SETS
 
 # Official log group -> (display name, which training regime its logs show, paper figures/tables it feeds).

@@ -19,70 +19,13 @@ sub-networks (consistent MC dropout). `forward_masked` is the plain reference (i
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from batchbald.models.dropout import DropoutMasks, MCDropout, _row_masks
+
 MODEL_NAMES = ("mnist_cnn", "emnist_cnn")
-# Working memory of one mc_log_probs chunk. Small on CPU: intermediates stay in cache and below glibc's
-# mmap threshold (fresh multi-MB allocations cost page faults on every chunk).
-CPU_BUDGET_BYTES = 16 * 2**20
-CUDA_BUDGET_BYTES = 1 * 2**30
-
-
-class MCDropout(nn.Module):
-    """Inverted dropout with explicit masks; channel-wise (one draw per sample and channel) on 4-d inputs.
-
-    Train mode: a fresh mask per sample, drawn from `self.generator` (None: torch's global RNG).
-    Eval mode: identity. `forward(x, mask)` with a [N, units] mask applies that mask instead.
-    """
-
-    def __init__(self, units: int, p: float = 0.5):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout p must be in [0, 1), got {p}")
-        self.units = units
-        self.p = p
-        self.generator: torch.Generator | None = None
-
-    def draw(self, rows: int, device: torch.device | str, generator: torch.Generator | None) -> torch.Tensor:
-        """[rows, units] keep-masks with values in {0, 1/(1-p)}."""
-        keep = torch.full((rows, self.units), 1.0 - self.p, device=device)
-        return torch.bernoulli(keep, generator=generator).div_(1.0 - self.p)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:
-            if not self.training or self.p == 0.0:
-                return x
-            mask = self.draw(x.shape[0], x.device, self.generator)
-        return x * mask.view(mask.shape + (1,) * (x.dim() - 2))
-
-    def extra_repr(self) -> str:
-        return f"units={self.units}, p={self.p}"
-
-
-@dataclass(frozen=True)
-class DropoutMasks:
-    """K consistent dropout masks: one [K, units] tensor per dropout layer, in forward order."""
-
-    layers: tuple[torch.Tensor, ...]
-
-    @property
-    def k(self) -> int:
-        return self.layers[0].shape[0]
-
-    def to(self, device: torch.device | str) -> DropoutMasks:
-        return DropoutMasks(tuple(m.to(device) for m in self.layers))
-
-
-def _row_masks(masks: DropoutMasks | None, rows: int, layers: int) -> list[torch.Tensor | None]:
-    """Per-row masks for a batch replicated K times, b-major (row b*K + k uses mask k); None: no masks."""
-    if masks is None:
-        return [None] * layers
-    return [m.repeat(rows // masks.k, 1) for m in masks.layers]
 
 
 def _kept(mask_row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,86 +204,3 @@ def build_model(name_or_factory, num_classes: int) -> nn.Module:
     if name_or_factory not in MODELS:
         raise ValueError(f"unknown model {name_or_factory!r}; allowed: {', '.join(MODEL_NAMES)}")
     return MODELS[name_or_factory](num_classes)
-
-
-def dropout_layers(model: nn.Module) -> list[MCDropout]:
-    """The model's dropout layers in forward order."""
-    return [m for m in model.modules() if isinstance(m, MCDropout)]
-
-
-@contextlib.contextmanager
-def dropout_generator(model: nn.Module, generator: torch.Generator | None):
-    """Within the block, train-mode dropout masks come from `generator`."""
-    layers = dropout_layers(model)
-    previous = [layer.generator for layer in layers]
-    for layer in layers:
-        layer.generator = generator
-    try:
-        yield model
-    finally:
-        for layer, old in zip(layers, previous):
-            layer.generator = old
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def draw_masks(
-    model: nn.Module, k: int, generator: torch.Generator, example_x: torch.Tensor | None = None
-) -> DropoutMasks:
-    """K consistent masks per dropout layer ([K, units], values in {0, 1/(1-p)}) on the model's device.
-
-    Models without the fast path (`mc_forward`) get batchbald.generic_mc's masks, shaped by one pass on example_x."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if not hasattr(model, "mc_forward"):
-        from batchbald.generic_mc import draw_generic_masks
-
-        if example_x is None:
-            raise ValueError("draw_masks needs example_x for a model without the fast path")
-        return draw_generic_masks(model, k, generator, example_x)
-    device = model_device(model)
-    return DropoutMasks(tuple(layer.draw(k, generator.device, generator).to(device) for layer in dropout_layers(model)))
-
-
-@torch.inference_mode()
-def forward_masked(model: nn.Module, x_B: torch.Tensor, masks: DropoutMasks) -> torch.Tensor:
-    """Plain batched reference: replicate the input K times, copy k uses mask k -> log_probs_B_K_C."""
-    device = model_device(model)
-    x = x_B.to(device).repeat_interleave(masks.k, dim=0)
-    return model(x, masks.to(device)).view(x_B.shape[0], masks.k, -1)
-
-
-def default_scoring_batch_size(model: nn.Module, k: int) -> int:
-    if not hasattr(model, "scoring_bytes_per_image"):
-        from batchbald.generic_mc import GENERIC_CHUNK
-
-        return GENERIC_CHUNK
-    budget = CUDA_BUDGET_BYTES if model_device(model).type == "cuda" else CPU_BUDGET_BYTES
-    return max(1, budget // model.scoring_bytes_per_image(k))
-
-
-@torch.inference_mode()
-def mc_log_probs(
-    model: nn.Module, x_N: torch.Tensor, masks: DropoutMasks, *, batch_size: int | None = None
-) -> torch.Tensor:
-    """Fast exact consistent MC dropout: float32 log_probs_N_K_C on the model's device.
-
-    Chunks of batch_size images (default: what fits the memory budget); the same masks give the same outputs
-    however the input is chunked. Models without `mc_forward` take batchbald.generic_mc's plain K passes.
-    """
-    if not hasattr(model, "mc_forward"):
-        from batchbald.generic_mc import generic_log_probs
-
-        return generic_log_probs(model, x_N, masks, batch_size=batch_size)
-    device = model_device(model)
-    masks = masks.to(device)
-    batch_size = batch_size or default_scoring_batch_size(model, masks.k)
-    plan = model.scoring_plan(masks)
-    out = torch.empty(x_N.shape[0], masks.k, model.fc2.out_features, device=device)
-    for start in range(0, x_N.shape[0], batch_size):
-        x = x_N[start : start + batch_size].to(device, torch.float32)
-        logits_K_B_C = model.mc_forward(x, plan)
-        out[start : start + x.shape[0]] = F.log_softmax(logits_K_B_C, dim=2).transpose(0, 1)
-    return out

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from batchbald import acquisition_replay as AR
-from batchbald.joint_mi import batchbald_batch
-from batchbald.replay import LoggedRound, LoggedRun, ReplaySetting
-from batchbald.scores import bald_scores
+from batchbald.acquisition.joint_mi import batchbald_batch
+from batchbald.acquisition.scores import bald_scores
+from batchbald.fidelity import acquisition_replay as AR
+from batchbald.fidelity.replay import LoggedRound, LoggedRun, ReplaySetting
 from batchbald.train import TrainConfig
 from tests.fakedata import tensor_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -114,9 +114,10 @@ def test_one_replayed_round_end_to_end_on_generated_data():
         mc_samples=3,
         num_samples=12,  # 4 classes: exact for 1 pick (4 ≤ 12), sampled from the third pick on
         variants=("nested", "redrawn"),
+        other_models=1,
         trials=2,
     )
-    assert [r["side"] for r in rows] == ["logged", "nested", "redrawn"]
+    assert [r["side"] for r in rows] == ["logged", "nested", "redrawn", "nested_model2"]
     logged = rows[0]
     assert json.loads(logged["batch"]) == list(run.rounds[2].labelled[8:]) and logged["overlap_with_logged"] == 4
     assert logged["labelled_size"] == 8 and logged["logged_next_accuracy"] == pytest.approx(0.7)
@@ -142,7 +143,7 @@ def test_the_script_replays_a_slice_resumes_and_reports(tmp_path, monkeypatch):
     dataset = tensor_dataset(n_train=240, n_test=60, num_classes=4)
     setting = ReplaySetting("repeated_mnist", 0, 20, 3, TrainConfig(epoch_samples=128, max_epochs=3, patience=2))
     run = tiny_run(dataset)
-    from batchbald.replay import LoggedGroup
+    from batchbald.fidelity.replay import LoggedGroup
 
     group = LoggedGroup("rmnist_w_noise_multibald_bald_k10_b10", (run,))
     monkeypatch.setattr(script, "load_group", lambda logs, name: (group, setting, LOGGED_ARGS))
@@ -162,6 +163,6 @@ def test_the_script_replays_a_slice_resumes_and_reports(tmp_path, monkeypatch):
     assert script.main(["--report", "--out", str(out)]) == 0
     summary = (out / "summary.md").read_text()
     assert "RMNIST BatchBALD" in summary and "redrawn" in summary and (out / "delta.png").exists()
-    assert "| RMNIST BatchBALD | nested | heldout | 1 (1; 1–1) |" in summary
+    assert "| RMNIST BatchBALD | scoring_heldout | nested | heldout | 1 (1; 1–1) |" in summary
     with pytest.raises(SystemExit):
         script.build_parser().parse_args(["--scoring-rule", "validation"])

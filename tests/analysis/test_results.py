@@ -1,4 +1,4 @@
-"""Tests for batchbald.results: SPEC §5 marks, loading runs in the contract format, curves, acceptance."""
+"""Tests for batchbald.analysis.results: SPEC §5 marks, loading runs in the contract format, curves, acceptance."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchbald import checks, curves, paper_numbers
-from batchbald import figure_groups as FG
-from batchbald import results as R
+from batchbald.analysis import checks, curves, paper_numbers
+from batchbald.analysis import figure_groups as FG
+from batchbald.analysis import results as R
 
 INF = math.inf
 

@@ -1,4 +1,4 @@
-"""Per-run curves and the paper's "points to reach X%" marks, over a `batchbald.results.load_runs` frame.
+"""Per-run curves and the paper's "points to reach X%" marks, over a `batchbald.analysis.results.load_runs` frame.
 
 Threshold marks follow the paper's counting rule (SPEC §5); curves are quartiles over trials per labelled-set size
 (accuracy) or per acquisition step (entropy of the acquired labels).

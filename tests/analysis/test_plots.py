@@ -1,4 +1,4 @@
-"""Tests for batchbald.plots and scripts/make_figures.py on crafted runs (no training, no data)."""
+"""Tests for batchbald.analysis.plots and scripts/make_figures.py on crafted runs (no training, no data)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from batchbald import plots as P
-from batchbald import results as R
+from batchbald.analysis import plots as P
+from batchbald.analysis import results as R
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,7 +26,7 @@ def _load(name: str, path: Path):
 
 
 fake = _load("_fake_runs_for_plots", HERE / "test_results.py")  # write_run / make_profile
-make_figures = _load("_make_figures", HERE.parent / "scripts" / "make_figures.py")
+make_figures = _load("_make_figures", HERE.parents[1] / "scripts" / "make_figures.py")
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +230,7 @@ def test_no_runs_leaves_the_report_alone(tmp_path):
 
 
 def test_figure_groups_from_config(tmp_path):
-    from batchbald import figure_groups as FG
+    from batchbald.analysis import figure_groups as FG
 
     keys = [g.key for g in FG.GROUPS]
     assert keys[:4] == ["fig10_rmnist_repetitions", "fig11_rmnist_others", "emnist", "table1_mnist"]

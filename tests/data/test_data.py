@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from batchbald import data as D
-from batchbald import data_files as F
+from batchbald.data import files as F
 
 PAPER = D.PAPER_INITIAL_MNIST_INDICES
 N_TRAIN, N_TEST = 60000, 500  # the paper's indices go up to 59305
@@ -497,7 +497,7 @@ def test_prepare_from_copies_into_raw_layout(tmp_path, fake_mnist, mnist_root):
 
 def shared_data() -> Path | None:
     env = os.environ.get("BATCHBALD_SHARED_DATA")
-    for c in ([Path(env)] if env else []) + [Path(__file__).resolve().parents[1].parent / "shared" / "data"]:
+    for c in ([Path(env)] if env else []) + [Path(__file__).resolve().parents[2].parent / "shared" / "data"]:
         if (c / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file():
             return c
     return None

@@ -2,8 +2,8 @@
 
 A run is a directory holding ``rounds.csv`` (one row per AL round) and ``run.json`` (config and metadata);
 see the contracts file. ``load_runs`` turns a tree of runs into one tidy DataFrame, one row per (run, round).
-``write_tables`` writes it and its summaries as CSV. The rest works on that DataFrame: batchbald.curves (threshold
-marks, SPEC §5, and curves), batchbald.checks (tables and findings vs the paper), batchbald.paper_numbers.
+``write_tables`` writes it and its summaries as CSV. The rest works on that DataFrame: .curves (threshold
+marks, SPEC §5, and curves), .checks (tables and findings vs the paper), .paper_numbers.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchbald.checks import accuracy_table, threshold_table
-from batchbald.curves import accuracy_curves
-from batchbald.figure_groups import RunGroup, load_groups
+from batchbald.analysis.checks import accuracy_table, threshold_table
+from batchbald.analysis.curves import accuracy_curves
+from batchbald.analysis.figure_groups import RunGroup, load_groups
 
 INF = math.inf
 NAN = math.nan

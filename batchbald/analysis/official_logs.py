@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchbald.curves import ThresholdMarks, points_to_threshold
-from batchbald.replay import LoggedGroup, ReplayError, load_log
+from batchbald.analysis.curves import ThresholdMarks, points_to_threshold
+from batchbald.fidelity.replay import LoggedGroup, ReplayError, load_log
 
 # Our experiment -> the official log group with the same dataset, acquisition, K and b. EMNIST is left out: the logs
 # ran on EMNIST balanced, our EMNIST runs on a stand-in split.
@@ -37,7 +37,7 @@ PROFILES_WITH_LOGS = ("paper",)  # the profiles whose protocol the logs ran (the
 
 
 def logs_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "shared" / "paper" / "official_logs"
+    default = Path(__file__).resolve().parents[3] / "shared" / "paper" / "official_logs"
     return Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", default))
 
 

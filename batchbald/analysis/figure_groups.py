@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "configs" / "figures.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "configs" / "figures.yaml"
 RUN_SETS = ("figures", "table1", "beyond", "none")
 DATASET_LABELS = {"mnist": "MNIST", "repeated_mnist": "Repeated MNIST", "emnist": "EMNIST"}
 

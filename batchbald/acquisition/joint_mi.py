@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from batchbald.scores import AcquisitionBatch, _as_f64
+from batchbald.acquisition.scores import AcquisitionBatch, _as_f64
 
 # Probabilities are floored here before the joint products, so every joint probability is > 0 and log() stays
 # finite (0·log 0 = 0 up to ~1e-247). Far below any probability a model can express in float32.

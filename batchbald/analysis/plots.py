@@ -1,4 +1,4 @@
-"""Paper-style figures (SPEC §8) for appendix Figs 10-15, drawn from ``batchbald.results.load_runs`` frames.
+"""Paper-style figures (SPEC §8) for appendix Figs 10-15, drawn from ``batchbald.analysis.results.load_runs`` frames.
 
 Every ``figNN_*`` function takes a frame holding one profile and returns a matplotlib ``Figure``, or None when
 none of its runs is present. Members of a group without runs are left out and named in a note under the
@@ -20,9 +20,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from batchbald import curves, official_logs
-from batchbald import figure_groups as FG
-from batchbald import results as R
+from batchbald.analysis import curves, official_logs
+from batchbald.analysis import figure_groups as FG
+from batchbald.analysis import results as R
 
 COLORS = ("C2", "C1", "C3", "C0", "C4")
 FIGSIZE = (7, 5)

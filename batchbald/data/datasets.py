@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from batchbald.data_files import (  # noqa: F401 - re-exported: the data API in one place
+from batchbald.data.files import (  # noqa: F401 - re-exported: the data API in one place
     _MNIST_NAMES,
     DATASET_NAMES,
     EMNIST_KNOWN_CLASSES,

@@ -1,0 +1,11 @@
+"""Fidelity to the paper's official run logs (../shared/paper/official_logs).
+
+- `replay`: reading the logs, and retraining our model on a logged round's labelled set (training fidelity);
+- `summary`, `variants`: the training replay's tables, figure and stopping-rule comparison (results/fidelity/);
+- `acquisition_replay`, `acquisition_summary`: from a logged labelled set, our batch against the logged batch
+  (acquisition fidelity, results/fidelity/acquisition/).
+"""
+
+from batchbald.fidelity.replay import LoggedGroup, LoggedRound, LoggedRun, ReplayError, load_log, replay_round
+
+__all__ = ["LoggedGroup", "LoggedRound", "LoggedRun", "ReplayError", "load_log", "replay_round"]
