@@ -24,6 +24,7 @@ from batchbald.analysis.markdown import (
     table,
     trials_text,
 )
+from batchbald.fidelity import acquisition_summary
 from batchbald.fidelity import summary as fidelity
 
 PROFILE_ORDER = ("quick", "paper")
@@ -377,4 +378,5 @@ def build_report(
         )
     if fidelity_section:
         lines += fidelity.report_section(results_dir / "fidelity", report_path.parent)
+        lines += acquisition_summary.report_section(results_dir / "fidelity" / "acquisition", report_path.parent)
     return "\n".join(lines).rstrip() + "\n"

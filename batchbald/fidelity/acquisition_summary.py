@@ -184,3 +184,29 @@ def write_report(root: str | Path) -> list[Path]:
     (root / "summary.md").write_text("\n".join(text))
     figure(df, root / "delta.png")
     return [root / "summary.csv", root / "summary.md", root / "delta.png"]
+
+
+def report_section(root: str | Path, report_dir: str | Path) -> list[str]:
+    """REPORT.md's acquisition-replay subsection of "Fidelity to the official logs" ([] without rows)."""
+    import os
+
+    root = Path(root)
+    df = load_rows(root)
+    if df.empty:
+        return []
+    lines = [
+        "### Acquisition replay (`make replay-acquisition`)",
+        "",
+        "From a logged round's labelled set L_r our model acquires a batch; models trained on L_r ∪ A_ours and on "
+        "L_r ∪ A_logged (same trial seeds) are tested on the full test set. Δacc = ours − logged, trial means; the "
+        "interval resamples whole runs. `replay`: default (the paper-profile scoring rule), scoring_<rule> (another "
+        "stopping rule for the scoring model), models<n> (n of our models per step: our own spread). Diagnostics "
+        "under our round-r model.",
+        "",
+        *markdown(summarize(df)),
+        "",
+    ]
+    png = root / "delta.png"
+    if png.exists():
+        lines += [f"![Acquisition replay: Δacc per step]({os.path.relpath(png, report_dir)})", ""]
+    return lines

@@ -164,5 +164,9 @@ def test_the_script_replays_a_slice_resumes_and_reports(tmp_path, monkeypatch):
     summary = (out / "summary.md").read_text()
     assert "RMNIST BatchBALD" in summary and "redrawn" in summary and (out / "delta.png").exists()
     assert "| RMNIST BatchBALD | scoring_heldout | nested | heldout | 1 (1; 1–1) |" in summary
+    from batchbald.fidelity.acquisition_summary import report_section
+
+    section = report_section(out, tmp_path)
+    assert section[0] == "### Acquisition replay (`make replay-acquisition`)" and "![Acquisition replay" in section[-2]
     with pytest.raises(SystemExit):
         script.build_parser().parse_args(["--scoring-rule", "validation"])
