@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
@@ -25,9 +26,17 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _positive_int(cfg: dict, key: str, value, minimum: int = 1) -> None:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+SEED_MAX = 2**63 - 1  # torch generators take signed 64-bit seeds
+
+
+def _positive_int(cfg: dict, key: str, value, minimum: int = 1, maximum: int | None = None) -> None:
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        allowed = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{key} must be an integer {allowed}, got {value!r}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def resolve_targets(cfg: dict) -> None:
@@ -65,7 +74,7 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:<index>, got {cfg['device']!r}")
     if cfg["wandb"]["mode"] not in WANDB_MODES:
         raise ConfigError(f"wandb.mode must be one of {', '.join(WANDB_MODES)}, got {cfg['wandb']['mode']!r}")
-    _positive_int(cfg, "seed", cfg["seed"], minimum=0)
+    _positive_int(cfg, "seed", cfg["seed"], minimum=0, maximum=SEED_MAX)
     _positive_int(cfg, "budget", cfg["budget"])
     _positive_int(cfg, "mc_samples", cfg["mc_samples"], minimum=2 if acq["name"] == "mean_std" else 1)
     _positive_int(cfg, "acquisition.batch_size", acq["batch_size"])
@@ -99,8 +108,8 @@ def validate_config(cfg: dict) -> None:
     for key in ("train_subset_per_class", "test_subset"):
         if ds.get(key) is not None:
             _positive_int(cfg, f"dataset.{key}", ds[key])
-    if not isinstance(ds["noise_std"], (int, float)) or ds["noise_std"] < 0:
-        raise ConfigError(f"dataset.noise_std must be a number >= 0, got {ds['noise_std']!r}")
+    if not _finite(ds["noise_std"]) or ds["noise_std"] < 0:
+        raise ConfigError(f"dataset.noise_std must be a finite number >= 0, got {ds['noise_std']!r}")
     for key in ("batch_size", "epoch_samples", "max_epochs", "patience"):
         _positive_int(cfg, f"train.{key}", train[key])
     if train.get("validation_set", "heldout") not in VALIDATION_SETS:
@@ -108,8 +117,8 @@ def validate_config(cfg: dict) -> None:
             f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, got {train['validation_set']!r}"
         )
     _positive_int(cfg, "train.validation_samples", train.get("validation_samples", 0), minimum=0)
-    if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
-        raise ConfigError(f"train.lr must be a positive number, got {train['lr']!r}")
+    if not _finite(train["lr"]) or train["lr"] <= 0:
+        raise ConfigError(f"train.lr must be a finite number > 0, got {train['lr']!r}")
     if cfg.get("scoring_batch_size") is not None:
         _positive_int(cfg, "scoring_batch_size", cfg["scoring_batch_size"])
     if cfg.get("threads") is not None:

@@ -190,8 +190,8 @@ def load_dataset(
     _check_count("test_subset", test_subset, minimum=1, allow_none=True)
     if name == "repeated_mnist":
         _check_count("repetitions", repetitions, minimum=0)
-        if not isinstance(noise_std, numbers.Real) or isinstance(noise_std, bool) or not noise_std >= 0:
-            raise ValueError(f"noise_std must be a number >= 0, got {noise_std!r}")
+        if not isinstance(noise_std, numbers.Real) or isinstance(noise_std, bool) or not 0 <= noise_std < float("inf"):
+            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
     root = Path(root).expanduser()
 
     if name == "emnist":
