@@ -26,6 +26,8 @@ from batchbald.acquisition.scores import (
     bald_scores,
     conditional_entropy,
     entropy_scores,
+    least_confidence_scores,
+    margin_scores,
     mean_std_scores,
     top_k,
     var_ratios_scores,
@@ -46,6 +48,8 @@ __all__ = [
     "conditional_entropy",
     "default_num_samples",
     "entropy_scores",
+    "least_confidence_scores",
+    "margin_scores",
     "mean_std_scores",
     "needs_predictions",
     "random_batch",
@@ -88,6 +92,8 @@ ACQUISITIONS = {
     "var_ratios": var_ratios_scores,
     "mean_std": mean_std_scores,
     "batchbald": batchbald_acquire,
+    "margin": margin_scores,
+    "least_confidence": least_confidence_scores,
 }
 ACQUISITION_NAMES = tuple(ACQUISITIONS)
 

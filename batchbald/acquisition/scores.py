@@ -56,6 +56,22 @@ def var_ratios_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     return 1.0 - _mean_log_probs(_as_f64(log_probs_N_K_C)).exp().amax(dim=1)
 
 
+def margin_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Margin 1 − (p̄₁ − p̄₂) of the two largest MC-mean probabilities, float64, in [0, 1] (≥ 0: the stochastic modes
+    work on it); one class: 0."""
+    p_N_C = _mean_log_probs(_as_f64(log_probs_N_K_C)).exp()
+    if p_N_C.shape[1] < 2:
+        return torch.zeros(p_N_C.shape[0], dtype=torch.float64, device=p_N_C.device)
+    top_N_2 = p_N_C.topk(2, dim=1).values
+    return (1.0 - (top_N_2[:, 0] - top_N_2[:, 1])).clamp_(min=0.0)
+
+
+def least_confidence_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Least confidence 1 − max_c p̄(c) over the MC mean: the same number as var_ratios_scores (the paper's and the
+    peers' "variation ratios" / "VariationRatios" are this formula), under the name the baselines literature uses."""
+    return var_ratios_scores(log_probs_N_K_C)
+
+
 def mean_std_scores(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     """Mean over classes of the unbiased std over the K samples of p_k(c), [N] float64."""
     return _as_f64(log_probs_N_K_C).exp().std(dim=1, unbiased=True).mean(dim=1)

@@ -296,6 +296,8 @@ def test_baselines_match_numpy_formulas():
         "entropy": -(mean * np.log(mean)).sum(1),
         "var_ratios": 1 - mean.max(1),
         "mean_std": p.std(axis=1, ddof=1).mean(axis=1),
+        "margin": 1 - (np.sort(mean, axis=1)[:, -1] - np.sort(mean, axis=1)[:, -2]),
+        "least_confidence": 1 - mean.max(1),
     }
     for dtype in (torch.float64, torch.float32):
         for name, scores in expected.items():
@@ -304,6 +306,16 @@ def test_baselines_match_numpy_formulas():
             assert got.indices == order.tolist(), name
             tol = 1e-12 if dtype == torch.float64 else 1e-5
             np.testing.assert_allclose(got.scores, scores[order], rtol=0, atol=tol)
+
+
+def test_margin_and_least_confidence_on_known_cases():
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    lp = p.clamp(min=1e-300).log()[:, None, :].expand(3, 2, 3)  # two identical MC samples
+    assert select("margin", lp, 3).indices == [1, 0, 2]  # a tie between the top two is the most uncertain
+    np.testing.assert_allclose(sorted(select("margin", lp, 3).scores), [0.0, 0.5, 1.0], atol=1e-12)
+    np.testing.assert_allclose(select("least_confidence", lp, 3).scores, [0.6, 0.3, 0.0], atol=1e-12)
+    stochastic = select("margin", lp, 2, stochastic="power", seed=0)  # scores >= 0: the stochastic modes apply
+    assert len(set(stochastic.indices)) == 2
 
 
 def test_random_draws_distinct_points_from_the_seed():
@@ -318,7 +330,7 @@ def test_random_draws_distinct_points_from_the_seed():
 
 def test_top_k_ties_go_to_the_lowest_index():
     lp = torch.log(torch.full((6, 3, 2), 0.5, dtype=torch.float64))
-    for name in ("bald", "entropy", "var_ratios", "mean_std", "batchbald"):
+    for name in ("bald", "entropy", "var_ratios", "mean_std", "batchbald", "margin", "least_confidence"):
         assert select(name, lp, 3).indices == [0, 1, 2], name
 
 
@@ -353,7 +365,16 @@ def test_bad_inputs_raise_one_clear_value_error(args, kwargs, match):
 
 
 def test_names_are_the_contract():
-    assert ACQUISITION_NAMES == ("random", "bald", "entropy", "var_ratios", "mean_std", "batchbald")
+    assert ACQUISITION_NAMES == (
+        "random",
+        "bald",
+        "entropy",
+        "var_ratios",
+        "mean_std",
+        "batchbald",
+        "margin",
+        "least_confidence",
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
