@@ -9,7 +9,7 @@ TABLE1 ?=
 ARGS ?=
 RUNS ?= results/runs
 
-.PHONY: install data test run benchmark benchmark-full figures reproduce-figures replay replay-acquisition wandb-sync dashboard \
+.PHONY: install data test run benchmark benchmark-full figures reproduce-figures campaign replay replay-acquisition wandb-sync dashboard \
 	device-wheels device-check device-import slurm-start slurm-stop verify clean
 
 install: $(VENV)/.installed
@@ -50,6 +50,18 @@ figures: install
 reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,) \
 		$(if $(SEEDS),--seeds $(SEEDS),)
+
+# The paper-scale Repeated MNIST campaign (issue 27), in its order, niced, logged to logs/campaign-<date>.log; finished
+# runs are skipped, unfinished ones resume (from checkpoint.pt, or on a fresh clone from rounds.csv). Commits nothing:
+# stop it by its process id, then commit every run's rounds.csv and run.json and run `make figures`.
+CAMPAIGN := $(PY) scripts/reproduce.py --profile paper --jobs $(or $(JOBS),2) --threads 1 --data-root $(DATA) --no-figures
+campaign: install data
+	mkdir -p logs
+	nice -n 10 sh -c '$(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald \
+		--seeds 211889 332929 424817 741209 887341 920641 && \
+	$(CAMPAIGN) --experiments rmnist_random rmnist_var_ratios rmnist_mean_std --seeds 211889 332929 424817 && \
+	$(CAMPAIGN) --experiments rmnist_rep2_bald rmnist_batchbald --seeds 887341 920641' \
+		> logs/campaign-$$(date -u +%Y%m%d-%H%M).log 2>&1
 
 # Rerun the first rounds of a committed run and check they are identical (RUN=<run dir>, ROUNDS=3).
 verify: install data
