@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 frame = pd.DataFrame([{**row, "group": group.group, **provenance} for row in rows])
                 csv.parent.mkdir(parents=True, exist_ok=True)
-                frame.to_csv(csv, mode="a", header=not csv.exists(), index=False)
+                if csv.exists():  # rewritten whole: rows of older code may lack a column (it stays empty there)
+                    frame = pd.concat([pd.read_csv(csv), frame], ignore_index=True)
+                frame.to_csv(csv, index=False)
                 summary = ", ".join(f"{row['side']} {row['accuracy']:.4f} (MI {row['joint_mi']:.3f})" for row in rows)
                 print(
                     f"{run.name} round {r} (L={rows[0]['labelled_size']}): {summary}, {time.perf_counter() - t0:.0f} s",
