@@ -60,7 +60,7 @@ CONFIG_CASES = [
     ("acquisition.coldness=-1", "acquisition.coldness must be a finite number >= 0"),
     ("dataset.noise_std=-1", "dataset.noise_std must be a finite number >= 0"),
     ("threads=0", "threads must be an integer >= 1"),
-    ("acquisition=coreset", "acquisition=coreset is not a config in configs/acquisition/; choose one of bald,"),
+    ("acquisition=no_such_method", "acquisition=no_such_method is not a config in configs/acquisition/; choose one of"),
     ("experiment=nope", "experiment=nope is not a config in configs/experiment/"),
     ("profile=fast", "profile=fast is not a config in configs/profile/; choose one of paper, quick"),
     ("hydra.run.dir=/dev/null/x", "hydra.run.dir=/dev/null/x: cannot create a directory there"),
