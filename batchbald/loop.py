@@ -155,6 +155,11 @@ def load_checkpoint(path: Path, fingerprint: str, numerics: str = "") -> LoopSta
     return state
 
 
+def _points_to_acquire(cfg: LoopConfig, state: LoopState) -> int:
+    """The size of the next batch: b, or what is left of the budget or the pool."""
+    return min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
+
+
 def state_from_rounds(rounds: list[RoundRecord], splits: Splits, dataset: Dataset, cfg: LoopConfig) -> LoopState:
     """The loop's state after `rounds` (the rows of a rounds.csv), rebuilt from the initial split: the labelled set
     is the initial set plus every acquired index in row order, the pool the rest of the split's pool in its order.
@@ -165,7 +170,7 @@ def state_from_rounds(rounds: list[RoundRecord], splits: Splits, dataset: Datase
     counts_C = torch.zeros(dataset.num_classes, dtype=torch.long)
     for i, r in enumerate(rounds):
         picked = list(r.acquired_indices)
-        expected = min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
+        expected = _points_to_acquire(cfg, state)
         problem = None
         if r.round != i:
             problem = f"round is {r.round}, expected {i}"
@@ -196,10 +201,10 @@ def state_from_rounds(rounds: list[RoundRecord], splits: Splits, dataset: Datase
                 "directory, or delete rounds.csv and run.json to rerun the run from its start"
             )
         in_pool.difference_update(picked)
+        state.pool = [j for j in state.pool if j in in_pool]  # as run_loop does: the next row sees this pool
         state.labelled += picked
         state.acquired += picked
         state.rounds.append(r)
-    state.pool = [j for j in state.pool if j in in_pool]
     return state
 
 
@@ -262,7 +267,7 @@ def run_loop(
         )
         t2 = time.perf_counter()
 
-        n_acquire = min(cfg.batch_size, cfg.budget - len(state.acquired), len(state.pool))
+        n_acquire = _points_to_acquire(cfg, state)
         reached = cfg.target_accuracy is not None and result.accuracy >= cfg.target_accuracy
         picked, scores, score_s, select_s = [], [], 0.0, 0.0
         if n_acquire > 0 and not reached:

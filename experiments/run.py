@@ -82,28 +82,25 @@ def _read_run_json(path: Path) -> dict:
         ) from None
 
 
-NUMERICS_FOR_RESUME = (
-    "torch",
-    "cpu_isa_setting",
-    "gpu",
-)  # run.json `numerics` a resumed run must share (gpu: None on CPU)
+# run.json `numerics` a resumed run must share (gpu: None on CPU)
+NUMERICS_FOR_RESUME = ("torch", "cpu_isa_setting", "gpu")
 
 
-def _committed_rounds(out_dir: Path, config: dict, device) -> list | None:
+def _committed_rounds(out_dir: Path, config: dict, device, meta: dict | None) -> list | None:
     """The finished rounds of a run whose checkpoint is gone (a fresh clone has only the committed rounds.csv and
-    run.json), checked against this run's config and numerics; None when there is a checkpoint or no rounds.csv."""
+    run.json, read as `meta`), checked against this run's config and numerics; None when there is a checkpoint or
+    no rounds.csv."""
     from batchbald import numerics
     from batchbald.tracking import read_rounds
 
-    csv, run_json = out_dir / "rounds.csv", out_dir / "run.json"
+    csv = out_dir / "rounds.csv"
     if (out_dir / "checkpoint.pt").exists() or not csv.exists():
         return None
-    if not run_json.exists():
+    if meta is None:
         raise ConfigError(
             f"{csv} has no run.json beside it, so its config cannot be checked; restore run.json, or delete "
             "rounds.csv to rerun the run from its start"
         )
-    meta = _read_run_json(run_json)
     if fingerprint(meta.get("config") or {}, portable=True) != fingerprint(config, portable=True):
         raise ConfigError(
             f"{csv} was written by a run with a different config (see run.json); use another output directory, or "
@@ -216,7 +213,8 @@ def run(cfg: DictConfig) -> float | None:
 
     _lock_run_dir(out_dir)
     run_json = out_dir / "run.json"
-    if run_json.exists() and _read_run_json(run_json).get("status") == "finished":
+    previous = _read_run_json(run_json) if run_json.exists() else None
+    if previous and previous.get("status") == "finished":
         print(f"{out_dir}: already finished, nothing to do")
         return None
 
@@ -260,7 +258,7 @@ def run(cfg: DictConfig) -> float | None:
         scoring_batch_size=config["scoring_batch_size"],
         progress=config["progress"],
     )
-    finished_rounds = _committed_rounds(out_dir, config, device)  # before the recorder rewrites run.json
+    finished_rounds = _committed_rounds(out_dir, config, device, previous)  # the recorder rewrites run.json
     recorder = RunRecorder(
         out_dir, config, device=device, repo=REPO, wandb_cfg=config["wandb"], classes=dataset.classes
     )

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 import pandas as pd  # noqa: E402
 
 from batchbald.fidelity import summary as fidelity  # noqa: E402
-from batchbald.fidelity.replay import ReplayError, load_log, replay_setting  # noqa: E402
+from batchbald.fidelity.replay import ReplayError, load_log, official_logs_dir, replay_setting  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
 from batchbald.train import VALIDATION_SETS, parse_rule  # noqa: E402
 
@@ -35,10 +35,6 @@ DEFAULT_GROUPS = (  # the committed set: the main runs behind Figs 2/10/11 and T
     "mnist_multibald_bald_k100_b10",
     "mnist_w_noise_independent_bald_k10_b10",
 )
-
-
-def default_logs() -> Path:
-    return Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", REPO.parent / "shared" / "paper" / "official_logs"))
 
 
 def _worker(job: dict) -> dict:
@@ -146,7 +142,7 @@ def append_row(path: Path, row: dict) -> None:
     new.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
-def _rule(name: str) -> str:
+def rule_argument(name: str) -> str:
     try:
         parse_rule(name)
     except ValueError as e:
@@ -157,7 +153,7 @@ def _rule(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS), help="official log groups (file stems)")
-    parser.add_argument("--logs", type=Path, default=default_logs(), help="folder of the official JSON logs")
+    parser.add_argument("--logs", type=Path, default=official_logs_dir(), help="folder of the official JSON logs")
     parser.add_argument("--rounds", type=int, default=10, help="first N logged rounds of every run (default 10)")
     parser.add_argument("--trials", type=int, default=2, help="training trials per round (default 2)")
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these runs (logged seeds)")
@@ -165,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-set",
         nargs="+",
         default=list(VALIDATION_SETS),
-        type=_rule,
+        type=rule_argument,
         metavar="RULE",
         help="stopping rules: heldout (the held-out validation set; released code), labelled (the labelled set), "
         "either with _mc<k> (scored by the k-sample MC-dropout prediction instead of the deterministic net, "

@@ -28,10 +28,16 @@ import pandas as pd  # noqa: E402
 from batchbald.acquisition.joint_mi import CONFIGURATIONS  # noqa: E402
 from batchbald.fidelity import acquisition_summary as acquisition_fidelity  # noqa: E402
 from batchbald.fidelity.acquisition_replay import replay_acquisition_round  # noqa: E402
-from batchbald.fidelity.replay import ReplayError, load_log, load_replay_dataset, replay_setting  # noqa: E402
+from batchbald.fidelity.replay import (  # noqa: E402
+    ReplayError,
+    load_log,
+    load_replay_dataset,
+    official_logs_dir,
+    replay_setting,
+)
 from batchbald.fidelity.summary import GROUP_INFO  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
-from batchbald.train import parse_rule  # noqa: E402
+from scripts.replay import append_row, rule_argument  # noqa: E402
 
 DEFAULT_GROUPS = ("rmnist_w_noise_multibald_bald_k10_b10", "rmnist_w_noise_independent_bald_k10_b10")
 
@@ -56,14 +62,6 @@ def rounds_of(text: str) -> range:
     if not first.isdigit() or (last and not last.isdigit()):
         raise argparse.ArgumentTypeError(f"--rounds takes N or N-M (round indices), got {text!r}")
     return range(int(first), int(last or first) + 1)
-
-
-def _rule(name: str) -> str:
-    try:
-        parse_rule(name)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return name
 
 
 def output_csv(out: Path, group: str, scoring_rule: str | None, other_models: int = 0) -> Path:
@@ -91,16 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scoring-rule",
-        type=_rule,
+        type=rule_argument,
         default=None,
         help="early stopping of the model that scores the pool (heldout, labelled, labelled_mc<k>); default: the "
         "group's paper-profile rule, which the trial models always use. Rows go to <out>/scoring_<rule>/ then",
     )
-    p.add_argument(
-        "--logs",
-        type=Path,
-        default=Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", REPO.parent / "shared" / "paper" / "official_logs")),
-    )
+    p.add_argument("--logs", type=Path, default=official_logs_dir(), help="folder of the official JSON logs")
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))
     p.add_argument("--out", type=Path, default=REPO / "results" / "fidelity" / "acquisition")
     p.add_argument("--report", action="store_true", help="only write summary.md, summary.csv and delta.png")
@@ -161,11 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                     other_models=args.other_models,
                     trials=args.trials,
                 )
-                frame = pd.DataFrame([{**row, "group": group.group, **provenance} for row in rows])
-                csv.parent.mkdir(parents=True, exist_ok=True)
-                if csv.exists():  # rewritten whole: rows of older code may lack a column (it stays empty there)
-                    frame = pd.concat([pd.read_csv(csv), frame], ignore_index=True)
-                frame.to_csv(csv, index=False)
+                for row in rows:  # rows of older code may lack a column: append_row then fills it in empty
+                    append_row(csv, {**row, "group": group.group, **provenance})
                 summary = ", ".join(f"{row['side']} {row['accuracy']:.4f} (MI {row['joint_mi']:.3f})" for row in rows)
                 print(
                     f"{run.name} round {r} (L={rows[0]['labelled_size']}): {summary}, {time.perf_counter() - t0:.0f} s",

@@ -8,14 +8,13 @@ $BATCHBALD_OFFICIAL_LOGS); without them every function here returns nothing and 
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from batchbald.analysis.curves import ThresholdMarks, points_to_threshold
-from batchbald.fidelity.replay import LoggedGroup, ReplayError, load_log
+from batchbald.fidelity.replay import LoggedGroup, ReplayError, load_log, official_logs_dir
 
 # Our experiment -> the official log group with the same dataset, acquisition, K and b. EMNIST is left out: the logs
 # ran on EMNIST balanced, our EMNIST runs on a stand-in split.
@@ -36,11 +35,6 @@ LOG_GROUPS: dict[str, str] = {
 PROFILES_WITH_LOGS = ("paper",)  # the profiles whose protocol the logs ran (the quick profile's pools are reduced)
 
 
-def logs_dir() -> Path:
-    default = Path(__file__).resolve().parents[3] / "shared" / "paper" / "official_logs"
-    return Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", default))
-
-
 @functools.lru_cache(maxsize=32)
 def _group(path: str) -> LoggedGroup | None:
     try:
@@ -54,7 +48,7 @@ def logged_group(experiment: str, root: str | Path | None = None) -> LoggedGroup
     name = LOG_GROUPS.get(experiment)
     if name is None:
         return None
-    path = Path(root or logs_dir()) / f"{name}.json"
+    path = Path(root or official_logs_dir()) / f"{name}.json"
     return _group(str(path)) if path.exists() else None
 
 

@@ -24,7 +24,7 @@ import time
 import torch
 
 from batchbald.acquisition.joint_mi import batchbald_batch
-from batchbald.acquisition.scores import bald_scores
+from batchbald.acquisition.scores import bald_scores, conditional_entropy, top_k
 from batchbald.data import Dataset
 from batchbald.fidelity.replay import (
     LoggedRun,
@@ -42,12 +42,6 @@ MNIST_TRAIN_SIZE = 60_000  # Repeated MNIST copies are consecutive blocks of the
 DIAGNOSTIC_SAMPLES = 200_000  # joint configurations for the joint-MI diagnostic (sampled regime)
 EXACT_CONFIGURATIONS = 200_000  # exact joint entropy while C^b is at most this
 SCORING_STREAM = 97  # trial_seed stream of the round's scoring model (trials use 0, 1, ...)
-
-
-def _conditional_entropy(log_probs_B_K_C: torch.Tensor) -> float:
-    """Σ_i E_ω H(y_i | ω): the part of the joint MI that needs no joint."""
-    lp = log_probs_B_K_C.double()
-    return float(-(lp.exp() * lp).sum(dim=2).mean(dim=1).sum())
 
 
 def joint_mutual_information(log_probs_B_K_C: torch.Tensor, *, num_samples: int = DIAGNOSTIC_SAMPLES, seed: int = 0):
@@ -78,7 +72,7 @@ def joint_mutual_information(log_probs_B_K_C: torch.Tensor, *, num_samples: int 
         for i in range(B):
             log_joint_M_K += lp_B_K_C[i].t()[labels_B_M[i]]
         joint = float((math.log(K) - torch.logsumexp(log_joint_M_K, dim=1)).mean())
-    return joint - _conditional_entropy(lp_B_K_C)
+    return joint - float(conditional_entropy(lp_B_K_C).sum())
 
 
 def digit_repeats(batch: list[int], labelled: list[int], copy_size: int = MNIST_TRAIN_SIZE) -> dict[str, int]:
@@ -108,9 +102,8 @@ def acquire(log_probs_N_K_C, acquisition: str, batch_size: int, *, num_samples, 
         )
         return result.batch.indices, result.batch.scores
     if acquisition == "bald":
-        scores_N = bald_scores(log_probs_N_K_C)
-        top = torch.argsort(-scores_N, stable=True)[:batch_size]
-        return top.tolist(), scores_N[top].tolist()
+        batch = top_k(bald_scores(log_probs_N_K_C), batch_size)
+        return batch.indices, batch.scores
     raise ReplayError(f"acquisition replay supports batchbald and bald, got {acquisition!r}")
 
 
@@ -140,10 +133,11 @@ def replay_acquisition_round(
         raise ReplayError(f"{run.name} has no round after {round_index}: its logged batch is unknown")
     device = torch.device(device)
     labelled = list(run.rounds[round_index].labelled)
-    logged_batch = [i for i in run.rounds[round_index + 1].labelled if i not in set(labelled)]
+    labelled_set = set(labelled)
+    logged_batch = [i for i in run.rounds[round_index + 1].labelled if i not in labelled_set]
     seed = trial_seed(run.seed, round_index, SCORING_STREAM)
     validation = validation_indices(len(dataset.train), setting.validation_size, run.ever_labelled, seed)
-    excluded = set(labelled) | set(validation.tolist())
+    excluded = labelled_set | set(validation.tolist())
     pool = [i for i in range(len(dataset.train)) if i not in excluded]
     position = {i: p for p, i in enumerate(pool)}
     if any(i not in position for i in logged_batch):
@@ -250,4 +244,4 @@ def brute_force_joint_mi(log_probs_B_K_C: torch.Tensor) -> float:
     for ys in itertools.product(range(C), repeat=B):
         q = sum(math.prod(float(p[i, k, y]) for i, y in enumerate(ys)) for k in range(K)) / K
         joint -= q * math.log(q) if q > 0 else 0.0
-    return joint - _conditional_entropy(log_probs_B_K_C)
+    return joint - float(conditional_entropy(log_probs_B_K_C).sum())

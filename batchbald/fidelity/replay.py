@@ -15,6 +15,7 @@ everything else in the loop (acquisition, scoring, pool).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,12 @@ class ReplayResult:
 
 def _enum_value(text: str) -> str:
     return str(text).split(".")[-1]
+
+
+def official_logs_dir() -> Path:
+    """Where the official logs are: $BATCHBALD_OFFICIAL_LOGS, else shared/paper/official_logs beside the repository."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "paper" / "official_logs"
+    return Path(os.environ.get("BATCHBALD_OFFICIAL_LOGS", default))
 
 
 def load_log(path: str | Path) -> LoggedGroup:
