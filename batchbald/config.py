@@ -96,6 +96,7 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"acquisition.coldness must be a finite number >= 0, got {c!r}")
     if acq.get("num_samples") is not None:
         _positive_int(cfg, "acquisition.num_samples", acq["num_samples"])
+    _check_target(acq.get("target"))
     t = cfg["target_accuracy"]
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1):
         raise ConfigError(f"target_accuracy must be null or a number in (0, 1], got {t!r}")
@@ -125,12 +126,42 @@ def validate_config(cfg: dict) -> None:
         _positive_int(cfg, "threads", cfg["threads"])
 
 
-def check_sizes(budget: int, pool_size: int, validation_size: int) -> None:
+TARGET_SETS = ("heldout", "pool")
+DEFAULT_TARGET = {"set": "heldout", "size": 1000, "per_round": 100}  # EPIG's targets when a config names none
+
+
+def target_settings(acq: dict) -> dict:
+    """acquisition.target with the defaults filled in (for functions that name target_log_probs_M_K_C)."""
+    return {**DEFAULT_TARGET, **(acq.get("target") or {})}
+
+
+def _check_target(target) -> None:
+    if target is None:
+        return
+    if not isinstance(target, dict) or set(target) - set(DEFAULT_TARGET):
+        raise ConfigError(f"acquisition.target must be a mapping with keys {', '.join(DEFAULT_TARGET)}, got {target!r}")
+    t = {**DEFAULT_TARGET, **target}
+    if t["set"] not in TARGET_SETS:
+        raise ConfigError(f"acquisition.target.set must be one of {', '.join(TARGET_SETS)}, got {t['set']!r}")
+    _positive_int({}, "acquisition.target.size", t["size"], minimum=0)
+    if t["per_round"] is not None:
+        _positive_int({}, "acquisition.target.per_round", t["per_round"])
+    elif t["set"] == "pool":
+        raise ConfigError(
+            "acquisition.target.per_round must be an integer >= 1 with target.set=pool (every pool point as a "
+            "target makes EPIG quadratic in the pool)"
+        )
+    if t["set"] == "heldout" and t["size"] < 1:
+        raise ConfigError("acquisition.target.size must be >= 1 with target.set=heldout (the held-out target set)")
+
+
+def check_sizes(budget: int, pool_size: int, validation_size: int, target_size: int = 0) -> None:
     """Checks that need the data: the budget must fit in the pool."""
+    held = f"{validation_size} validation points" + (f" and {target_size} EPIG targets" if target_size else "")
     if pool_size == 0:
-        raise ConfigError("the pool is empty after the initial and validation points; lower dataset.validation_size")
+        raise ConfigError(f"the pool is empty after the initial set and {held}; lower dataset.validation_size")
     if budget > pool_size:
         raise ConfigError(
-            f"budget ({budget}) is larger than the pool ({pool_size} points after the initial set and "
-            f"{validation_size} validation points); lower budget or dataset.validation_size"
+            f"budget ({budget}) is larger than the pool ({pool_size} points after the initial set and {held}); "
+            "lower budget, dataset.validation_size" + (" or acquisition.target.size" if target_size else "")
         )

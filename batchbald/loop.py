@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from batchbald.acquisition import needs_predictions, select
+from batchbald.acquisition import grad_embeddings, needs_predictions, requested_inputs, resolve, select
 from batchbald.data import Dataset, Splits
-from batchbald.models import build_model, default_scoring_batch_size, draw_masks, mc_log_probs
+from batchbald.models import build_model, default_scoring_batch_size, deterministic_outputs, draw_masks, mc_log_probs
 from batchbald.train import TrainConfig, evaluate, train_model
 
 
@@ -34,6 +34,10 @@ class LoopConfig:
     num_samples: int | None = None  # BatchBALD's M (None = the paper's default)
     stochastic: str | None = None  # None: top-k; power | softmax | softrank (batchbald.acquisition.stochastic)
     coldness: float = 1.0  # β of the stochastic modes
+    # EPIG's targets (functions that name target_log_probs_M_K_C): "heldout" = the split's held-out target set
+    # (Splits.target), "pool" = the current pool; target_per_round of them drawn each round (None: all of them)
+    target_set: str = "heldout"
+    target_per_round: int | None = 100
     target_accuracy: float | None = None
     scoring_batch_size: int | None = None
     progress: bool = False
@@ -273,7 +277,7 @@ def run_loop(
         if n_acquire > 0 and not reached:
             try:
                 picked, scores, score_s, select_s = _acquire(
-                    trained.model, train_x, state.pool, n_acquire, cfg, device, _round_seed(cfg.seed, r, 3)
+                    trained.model, train_x, state, splits.target, n_acquire, cfg, device, (cfg.seed, r)
                 )
             except ValueError as e:  # select's input and output checks: one line, the finished rounds stay
                 raise AcquisitionError(
@@ -316,14 +320,19 @@ def run_loop(
     return state.rounds
 
 
-def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
-    """Score the pool with K consistent masks and pick `n` points. Returns train-set indices."""
+def _acquire(model, train_x, state: LoopState, target: list[int], n, cfg: LoopConfig, device, seed_round):
+    """Score the pool with K consistent masks, compute the inputs the acquisition function names
+    (batchbald.acquisition.inputs), and pick `n` points. Returns train-set indices."""
+    pool = state.pool
+    seed = _round_seed(*seed_round, 3)
+    wanted = requested_inputs(resolve(cfg.acquisition))
     t0 = time.perf_counter()
+    pool_idx = torch.as_tensor(pool, dtype=torch.long, device=device)
+    inputs = {}
     if not needs_predictions(cfg.acquisition):
-        log_probs_N_K_C = torch.zeros(len(pool), 1, 1, device=device)  # e.g. random: needs only N
+        log_probs_N_K_C = torch.zeros(len(pool), 1, 1, device=device)  # random, BADGE, CoreSet: only N
     else:
         masks = draw_masks(model, cfg.mc_samples, _generator(device, seed), example_x=train_x[:1])
-        pool_idx = torch.as_tensor(pool, dtype=torch.long, device=device)
         chunk = cfg.scoring_batch_size or default_scoring_batch_size(model, cfg.mc_samples)
         piece = 16 * chunk  # a multiple of the chunk: outputs are bitwise those of one mc_log_probs call
         bar = _progress(len(pool), 0, cfg.progress, desc="scoring pool")
@@ -333,6 +342,19 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
             bar.update(min(piece, len(pool) - start))
         bar.close()
         log_probs_N_K_C = torch.cat(parts)
+        if "target_log_probs_M_K_C" in wanted:  # the same K masks as the pool: EPIG's samples are paired
+            target_idx = _draw_targets(pool, target, cfg, _round_seed(*seed_round, 4))
+            x_t = train_x[torch.as_tensor(target_idx, dtype=torch.long, device=device)]
+            inputs["target_log_probs_M_K_C"] = mc_log_probs(model, x_t, masks, batch_size=chunk)
+    if any(name != "target_log_probs_M_K_C" for name in wanted):
+        pool_out = deterministic_outputs(model, train_x[pool_idx])
+        inputs["pool_features_N_D"] = pool_out.features_N_D
+        inputs["pool_probs_N_C"] = pool_out.log_probs_N_C.exp()
+        if "labelled_features_L_D" in wanted:
+            lab_idx = torch.as_tensor(state.labelled, dtype=torch.long, device=device)
+            inputs["labelled_features_L_D"] = deterministic_outputs(model, train_x[lab_idx]).features_N_D
+        if "pool_grad_embeddings_N_E" in wanted:
+            inputs["pool_grad_embeddings_N_E"] = grad_embeddings(pool_out.features_N_D, inputs["pool_probs_N_C"])
     _sync(device)
     t1 = time.perf_counter()
     batch = select(
@@ -343,9 +365,24 @@ def _acquire(model, train_x, pool, n, cfg: LoopConfig, device, seed: int):
         seed=seed,
         stochastic=cfg.stochastic,
         coldness=cfg.coldness,
+        inputs={k: v for k, v in inputs.items() if k in wanted},
     )
     t2 = time.perf_counter()
     return [pool[i] for i in batch.indices], [float(s) for s in batch.scores], t1 - t0, t2 - t1
+
+
+def _draw_targets(pool: list[int], target: list[int], cfg: LoopConfig, seed: int) -> list[int]:
+    """This round's EPIG targets: target_per_round points (all if None) of the held-out set or of the pool, drawn
+    uniformly without replacement with Generator(seed)."""
+    source = target if cfg.target_set == "heldout" else pool
+    if not source:
+        raise ValueError(
+            "EPIG needs target points but the split holds none out (set acquisition.target.size > 0, or "
+            "acquisition.target.set=pool)"
+        )
+    m = len(source) if cfg.target_per_round is None else min(cfg.target_per_round, len(source))
+    order = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[:m]
+    return [source[i] for i in order.sort().values.tolist()]
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str = "rounds"):

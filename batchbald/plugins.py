@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from batchbald.acquisition import acquisition_kind, label, select
+from batchbald.acquisition import acquisition_kind, grad_embeddings, label, requested_inputs, select
+from batchbald.models.features import FeatureError, deterministic_outputs
 from batchbald.models.generic import SUPPORTED_DROPOUT, generic_dropout_layers, has_fast_path
 
 
@@ -16,6 +17,21 @@ def probe_log_probs(n: int = 12, k: int = 3, c: int = 4, seed: int = 0) -> torch
     """Random normalised log_probs_N_K_C for probing."""
     g = torch.Generator().manual_seed(seed)
     return torch.log_softmax(torch.randn(n, k, c, generator=g, dtype=torch.float64), dim=2)
+
+
+def probe_inputs(names, n: int = 12, k: int = 3, c: int = 4, d: int = 6, seed: int = 1) -> dict:
+    """Made-up values of the named acquisition inputs (batchbald.acquisition.inputs) matching probe_log_probs."""
+    g = torch.Generator().manual_seed(seed)
+    features_N_D = torch.randn(n, d, generator=g, dtype=torch.float64).relu()
+    probs_N_C = torch.softmax(torch.randn(n, c, generator=g, dtype=torch.float64), dim=1)
+    values = {
+        "target_log_probs_M_K_C": torch.log_softmax(torch.randn(5, k, c, generator=g, dtype=torch.float64), dim=2),
+        "pool_features_N_D": features_N_D,
+        "labelled_features_L_D": torch.randn(4, d, generator=g, dtype=torch.float64).relu(),
+        "pool_probs_N_C": probs_N_C,
+        "pool_grad_embeddings_N_E": grad_embeddings(features_N_D, probs_N_C),
+    }
+    return {name: values[name] for name in names}
 
 
 def check_acquisition(fn, *, stochastic: str | None = None, batch_size: int = 3, num_samples: int | None = None):
@@ -26,7 +42,15 @@ def check_acquisition(fn, *, stochastic: str | None = None, batch_size: int = 3,
     if stochastic is not None and kind != "score":
         raise ValueError(f"{label(fn)} is a batch function; acquisition.stochastic needs a per-point score")
     try:
-        select(fn, probe_log_probs(), batch_size, seed=0, num_samples=num_samples, stochastic=stochastic)
+        select(
+            fn,
+            probe_log_probs(),
+            batch_size,
+            seed=0,
+            num_samples=num_samples,
+            stochastic=stochastic,
+            inputs=probe_inputs(requested_inputs(fn)),
+        )
     except ValueError:
         raise
     except Exception as e:  # noqa: BLE001 - any failure of user code on the probe is reported in one line
@@ -34,9 +58,10 @@ def check_acquisition(fn, *, stochastic: str | None = None, batch_size: int = 3,
     return kind
 
 
-def check_model(model, num_classes: int, example_x: torch.Tensor) -> str:
+def check_model(model, num_classes: int, example_x: torch.Tensor, *, features: bool = False) -> str:
     """'fast' (our exact consistent-MC-dropout scoring) or 'generic' (K plain masked passes); ValueError if the
-    model cannot be used: not an nn.Module, no dropout, or a forward that does not give log-probabilities [B, C]."""
+    model cannot be used: not an nn.Module, no dropout, or a forward that does not give log-probabilities [B, C];
+    with `features` (an acquisition that asks for them), also if it cannot give penultimate features."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"the factory returned {type(model).__name__}, not a torch.nn.Module")
     if not any(True for _ in model.parameters()):
@@ -60,6 +85,11 @@ def check_model(model, num_classes: int, example_x: torch.Tensor) -> str:
     lse = torch.logsumexp(out.double(), dim=1)
     if not bool(torch.isfinite(lse).all()) or float(lse.abs().max()) > 1e-3:
         raise ValueError(f"{type(model).__name__} must return log-probabilities: end forward with F.log_softmax")
+    if features:
+        try:
+            deterministic_outputs(model, x)
+        except FeatureError as e:
+            raise ValueError(f"the acquisition asks for penultimate features, but {e}") from None
     return "fast" if has_fast_path(model) else "generic"
 
 

@@ -24,7 +24,7 @@ from batchbald.numerics import pin_cpu_isa  # noqa: E402  (imports no torch)
 
 pin_cpu_isa()
 
-from batchbald.config import ConfigError, check_sizes, validate_config  # noqa: E402
+from batchbald.config import ConfigError, check_sizes, target_settings, validate_config  # noqa: E402
 from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
 
 IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "device")
@@ -172,11 +172,13 @@ def _plugins(config: dict):
     return fn, functools.partial(factory, **kwargs)
 
 
-def _check_model(config: dict, factory, dataset) -> None:
+def _check_model(config: dict, factory, dataset, acquisition_fn) -> None:
+    from batchbald.acquisition.inputs import needs_features
     from batchbald.plugins import check_model
 
     try:
-        path = check_model(factory(num_classes=dataset.num_classes), dataset.num_classes, dataset.test.x[:2])
+        model = factory(num_classes=dataset.num_classes)
+        path = check_model(model, dataset.num_classes, dataset.test.x[:2], features=needs_features(acquisition_fn))
     except ValueError as e:
         raise ConfigError(f"model._target_={config['model']['_target_']}: {e}") from None
     except Exception as e:  # noqa: BLE001 - the factory itself failed (bad keyword, ...)
@@ -233,12 +235,23 @@ def run(cfg: DictConfig) -> float | None:
     except ValueError as e:  # a subset larger than the data, ...: the data files themselves raise DataError
         key = str(e).split("=")[0]
         raise ConfigError(f"dataset.{e}" if key in ds else str(e)) from None
+    from batchbald.acquisition.inputs import needs_targets
+
+    target = target_settings(config["acquisition"]) if needs_targets(acquisition_fn) else None
+    target_size = target["size"] if target and target["set"] == "heldout" else 0
     try:
-        splits = make_splits(dataset, initial=ds["initial"], validation_size=ds["validation_size"], seed=config["seed"])
+        splits = make_splits(
+            dataset,
+            initial=ds["initial"],
+            validation_size=ds["validation_size"],
+            seed=config["seed"],
+            target_size=target_size,
+        )
     except ValueError as e:
-        raise ConfigError(str(e)) from None
-    check_sizes(config["budget"], len(splits.pool), ds["validation_size"])
-    _check_model(config, model_factory, dataset)
+        key = str(e).split("=")[0]
+        raise ConfigError(f"acquisition.target.size{str(e)[len(key) :]}" if key == "target_size" else str(e)) from None
+    check_sizes(config["budget"], len(splits.pool), ds["validation_size"], target_size)
+    _check_model(config, model_factory, dataset, acquisition_fn)
 
     config["dataset"]["description"] = dataset.description
     config["profile_notes"] = config["profile"]["notes"]
@@ -252,6 +265,7 @@ def run(cfg: DictConfig) -> float | None:
         num_samples=acq["num_samples"],
         stochastic=acq.get("stochastic"),
         coldness=float(acq.get("coldness", 1.0)),
+        **({"target_set": target["set"], "target_per_round": target["per_round"]} if target else {}),
         model=model_factory,
         train=TrainConfig(**config["train"]),
         target_accuracy=config["target_accuracy"],

@@ -60,6 +60,16 @@ CONFIG_CASES = [
     ("acquisition.coldness=-1", "acquisition.coldness must be a finite number >= 0"),
     ("dataset.noise_std=-1", "dataset.noise_std must be a finite number >= 0"),
     ("threads=0", "threads must be an integer >= 1"),
+    ("acquisition.target.set=elsewhere", "acquisition.target.set must be one of heldout, pool, got 'elsewhere'"),
+    ("acquisition.target.size=-5", "acquisition.target.size must be an integer >= 0, got -5"),
+    ("acquisition.target.size=nan", "acquisition.target.size must be an integer >= 0, got nan"),
+    ("acquisition.target.per_round=0", "acquisition.target.per_round must be an integer >= 1, got 0"),
+    ("acquisition.target.size=1000", "acquisition.target.size=1000 must be smaller than the 380 pool points"),
+    (
+        "acquisition.target.size=377",
+        "budget (6) is larger than the pool (3 points after the initial set and 20 validation points and 377 EPIG "
+        "targets); lower budget, dataset.validation_size or acquisition.target.size",
+    ),
     ("acquisition=no_such_method", "acquisition=no_such_method is not a config in configs/acquisition/; choose one of"),
     ("experiment=nope", "experiment=nope is not a config in configs/experiment/"),
     ("profile=fast", "profile=fast is not a config in configs/profile/; choose one of paper, quick"),
@@ -80,7 +90,7 @@ def test_bad_values_and_names(root, tmp_path, override, message):
     out = tmp_path / "run"
     extra = (
         ["acquisition=power_bald"] if override.startswith(("acquisition.stochastic", "acquisition.coldness")) else []
-    )
+    ) + (["acquisition=epig"] if override.startswith("acquisition.target") else [])
     line = _one_error_line(run(tiny(root, "wandb.mode=disabled", f"hydra.run.dir={out}", *extra, override)))
     assert message in line
     assert not (out / "rounds.csv").exists()

@@ -10,7 +10,7 @@ import torch
 
 from batchbald.acquisition import ACQUISITION_NAMES
 from batchbald.data import make_splits
-from batchbald.loop import LoopConfig, label_entropy, run_loop
+from batchbald.loop import AcquisitionError, LoopConfig, label_entropy, run_loop
 from batchbald.train import TrainConfig
 from tests.fakedata import tensor_dataset
 
@@ -33,6 +33,9 @@ def config(acquisition="batchbald", **kw) -> LoopConfig:
     return LoopConfig(**base)
 
 
+TARGETS = {"epig": {"target_set": "pool", "target_per_round": 5}}  # these splits hold no target set out
+
+
 @pytest.fixture(scope="module")
 def data():
     dataset = tensor_dataset()
@@ -42,7 +45,7 @@ def data():
 @pytest.mark.parametrize("acquisition", ACQUISITION_NAMES)
 def test_loop_records_agree_with_each_other(data, acquisition):
     dataset, splits = data
-    rounds = run_loop(dataset, splits, config(acquisition), CPU)
+    rounds = run_loop(dataset, splits, config(acquisition, **TARGETS.get(acquisition, {})), CPU)
     # budget 9 in batches of 4: acquire 4, 4, 1, then evaluate the final set without acquiring
     assert [len(r.acquired_indices) for r in rounds] == [4, 4, 1, 0]
     assert [r.labelled_size for r in rounds] == [4, 8, 12, 13]
@@ -194,3 +197,18 @@ def test_loop_with_power_bald_is_seeded(data):
     assert [r.acquired_indices for r in a] == [r.acquired_indices for r in b]
     picked = [i for r in a for i in r.acquired_indices]
     assert len(picked) == len(set(picked)) == 9
+
+
+def test_epig_with_a_held_out_target_set(data):
+    dataset, plain = data
+    splits = make_splits(dataset, initial=1, validation_size=20, seed=0, target_size=40)
+    assert splits.initial == plain.initial and splits.validation == plain.validation  # the rest as without targets
+    assert set(splits.target).isdisjoint(splits.pool) and set(splits.target) | set(splits.pool) == set(plain.pool)
+    assert torch.bincount(dataset.train.y[splits.target]).tolist() == [10, 10, 10, 10]  # class-balanced
+    cfg = config("epig", target_per_round=8)
+    rounds = run_loop(dataset, splits, cfg, CPU)
+    acquired = [i for r in rounds for i in r.acquired_indices]
+    assert len(acquired) == 9 and set(acquired) <= set(splits.pool)  # targets are never labelled
+    assert [r.acquired_indices for r in run_loop(dataset, splits, cfg, CPU)] == [r.acquired_indices for r in rounds]
+    with pytest.raises(AcquisitionError, match="holds none out"):
+        run_loop(dataset, plain, cfg, CPU)

@@ -68,6 +68,29 @@ PLUGINS = textwrap.dedent(
     class Logits(TinyNet):
         def forward(self, x):
             return super().forward(x) * 3.0
+
+
+    class NoLinear(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv = nn.Conv2d(1, num_classes, 28)
+            self.drop = nn.Dropout2d(0.5)
+
+        def forward(self, x):
+            return F.log_softmax(self.drop(self.conv(x)).flatten(1), dim=1)
+
+
+    SEEN = {}
+
+
+    def targets_and_features(log_probs_N_K_C, batch_size, *, target_log_probs_M_K_C, pool_features_N_D,
+                             labelled_features_L_D, seed):
+        """Asks for three inputs; writes their shapes where the test can read them."""
+        import json, os
+        with open(os.environ["SEEN_FILE"], "a") as f:
+            f.write(json.dumps([list(log_probs_N_K_C.shape), list(target_log_probs_M_K_C.shape),
+                                list(pool_features_N_D.shape), list(labelled_features_L_D.shape)]) + "\\n")
+        return list(range(batch_size))
     '''
 )
 
@@ -147,7 +170,7 @@ def test_select_with_user_functions(user):
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("two_args", "is neither a per-point score fn(log_probs_N_K_C) nor a batch function"),
+        ("two_args", "is neither a per-point score fn(log_probs_N_K_C, [inputs]) nor a batch function"),
         ("wrong_shape", "must return a score tensor of shape [N] = (12,), got (12, 4)"),
     ],
 )
@@ -228,15 +251,46 @@ def test_user_acquisition_and_model_from_the_command_line(root, plugin_dir, tmp_
         ("model._target_=myplugins.Logits", "model._target_=myplugins.Logits: Logits must return log-probabilities"),
         ("model._target_=myplugins.nothing", "model._target_=myplugins.nothing: myplugins has no attribute"),
         ("+model.depth=3", "model._target_=batchbald.models.EmnistCNN: building it failed:"),
+        (
+            "acquisition=badge model._target_=myplugins.NoLinear",
+            "model._target_=myplugins.NoLinear: the acquisition asks for penultimate features, but NoLinear has no "
+            "nn.Linear layer",
+        ),
+        ("acquisition=coreset model._target_=myplugins.NoLinear", "NoLinear has no nn.Linear layer"),
     ],
 )
 def test_bad_targets_stop_before_any_work(root, plugin_dir, tmp_path, override, message):
     out = tmp_path / "run"
     proc = run(
-        tiny(root, f"hydra.run.dir={out}", "wandb.mode=disabled", override),
+        tiny(root, f"hydra.run.dir={out}", "wandb.mode=disabled", *override.split()),
         env_extra={"PYTHONPATH": str(plugin_dir)},
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not (out / "rounds.csv").exists()
+
+
+def test_a_user_function_gets_the_inputs_it_names(root, plugin_dir, tmp_path):
+    """Targets under the pool's masks, pool and labelled features of a user model: computed because the function
+    names them, with the shapes of this run (pool shrinking, labelled set growing, per_round targets)."""
+    out, seen = tmp_path / "run", tmp_path / "seen.jsonl"
+    proc = run(
+        tiny(
+            root,
+            f"hydra.run.dir={out}",
+            "wandb.mode=disabled",
+            "acquisition._target_=myplugins.targets_and_features",
+            "model._target_=myplugins.TinyNet",
+            "+acquisition.target.size=40",
+            "+acquisition.target.per_round=7",
+        ),
+        env_extra={"PYTHONPATH": str(plugin_dir), "SEEN_FILE": str(seen)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shapes = [json.loads(line) for line in seen.read_text().splitlines()][1:]  # line 0: the check on a probe
+    pool = 400 - 20 - 40  # tiny split: 400 train, 20 validation, 40 held-out targets, no initial points
+    assert shapes == [
+        [[pool, 3, 4], [7, 3, 4], [pool, 32], [0, 32]],
+        [[pool - 3, 3, 4], [7, 3, 4], [pool - 3, 32], [3, 32]],
+    ]

@@ -1,15 +1,17 @@
 """Batch acquisition: which pool points to label next.
 
-    batch = select(name_or_fn, log_probs_N_K_C, batch_size, num_samples=None, seed=None, stochastic=None)
+    batch = select(name_or_fn, log_probs_N_K_C, batch_size, num_samples=None, seed=None, stochastic=None, inputs=None)
 
 An acquisition function is one of two kinds (`acquisition_kind`):
-- a per-point score, `fn(log_probs_N_K_C) -> scores_N` (BALD, max entropy, variation ratios, mean STD, or yours):
-  the batch is the `batch_size` highest scores (ties to the lower index), or a stochastic sample (power, softmax,
-  softrank; batchbald.acquisition.stochastic);
-- a batch function, `fn(log_probs_N_K_C, batch_size, *, seed, num_samples) -> AcquisitionBatch or indices`
-  (random, BatchBALD, or yours); it gets only the keyword arguments its signature names.
-The built-ins are registered by name in ACQUISITIONS and take the same path as a function given in config by
-`acquisition._target_`. Inputs are checked and renormalised to float64 first (.scores), outputs checked.
+- a per-point score, `fn(log_probs_N_K_C, [inputs]) -> scores_N` (BALD, max entropy, variation ratios, mean STD,
+  margin, least confidence, EPIG, or yours): the batch is the `batch_size` highest scores (ties to the lower index),
+  or a stochastic sample (power, softmax, softrank; batchbald.acquisition.stochastic);
+- a batch function, `fn(log_probs_N_K_C, batch_size, *, seed, num_samples, [inputs]) -> AcquisitionBatch or
+  indices` (random, BatchBALD, BADGE, CoreSet, or yours); it gets only the keyword arguments its signature names.
+[inputs] are the parameters a function names from batchbald.acquisition.inputs.INPUTS (targets, features, ...):
+`select` passes them from `inputs`, and the loop computes only what is asked for. The built-ins are registered by
+name in ACQUISITIONS and take the same path as a function given in config by `acquisition._target_`. Log-probs are
+checked and renormalised to float64 first (.scores), outputs checked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ import inspect
 
 import torch
 
+from batchbald.acquisition.badge import badge_batch, grad_embeddings
+from batchbald.acquisition.coreset import coreset_batch
+from batchbald.acquisition.epig import epig_scores
+from batchbald.acquisition.inputs import INPUT_NAMES, INPUTS, requested_inputs
 from batchbald.acquisition.joint_mi import BatchBALDResult, StepStats, batchbald_batch, default_num_samples
 from batchbald.acquisition.scores import (
     AcquisitionBatch,
@@ -37,22 +43,29 @@ from batchbald.acquisition.stochastic import stochastic_batch
 __all__ = [
     "ACQUISITIONS",
     "ACQUISITION_NAMES",
+    "INPUTS",
+    "INPUT_NAMES",
     "SCORE_NAMES",
     "AcquisitionBatch",
     "BatchBALDResult",
     "StepStats",
     "acquisition_kind",
+    "badge_batch",
     "bald_scores",
     "batchbald_acquire",
     "batchbald_batch",
     "conditional_entropy",
+    "coreset_batch",
     "default_num_samples",
     "entropy_scores",
+    "epig_scores",
+    "grad_embeddings",
     "least_confidence_scores",
     "margin_scores",
     "mean_std_scores",
     "needs_predictions",
     "random_batch",
+    "requested_inputs",
     "resolve",
     "select",
     "top_k",
@@ -94,6 +107,9 @@ ACQUISITIONS = {
     "batchbald": batchbald_acquire,
     "margin": margin_scores,
     "least_confidence": least_confidence_scores,
+    "epig": epig_scores,
+    "badge": badge_batch,
+    "coreset": coreset_batch,
 }
 ACQUISITION_NAMES = tuple(ACQUISITIONS)
 
@@ -103,22 +119,30 @@ def label(fn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
+BATCH_ARGUMENTS = ("seed", "num_samples")
+
+
 def acquisition_kind(fn) -> str:
-    """'batch' if fn has a `batch_size` parameter, 'score' if it can be called with one argument; else ValueError."""
+    """'batch' if fn has a `batch_size` parameter, 'score' if it can be called with the log-probs and the inputs it
+    names; else ValueError (a required parameter that nothing supplies)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         raise ValueError(f"{label(fn)} is not a function with a signature") from None
+    inputs = dict.fromkeys(requested_inputs(fn))
     if "batch_size" in sig.parameters:
-        return "batch"
+        arguments = dict.fromkeys(p for p in BATCH_ARGUMENTS if p in sig.parameters)
+        kind, args, known = "batch", (None, 1), {**inputs, **arguments}
+    else:
+        kind, args, known = "score", (None,), inputs
     try:
-        sig.bind(None)
+        sig.bind(*args, **known)
     except TypeError:
         raise ValueError(
-            f"{label(fn)}{sig} is neither a per-point score fn(log_probs_N_K_C) nor a batch function "
-            "fn(log_probs_N_K_C, batch_size, ...)"
+            f"{label(fn)}{sig} is neither a per-point score fn(log_probs_N_K_C, [inputs]) nor a batch function "
+            f"fn(log_probs_N_K_C, batch_size, ...); inputs a function may name: {', '.join(INPUT_NAMES)}"
         ) from None
-    return "score"
+    return kind
 
 
 SCORE_NAMES = tuple(n for n, f in ACQUISITIONS.items() if acquisition_kind(f) == "score")
@@ -142,7 +166,7 @@ def resolve(name_or_fn):
 
 
 def select(
-    name_or_fn, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, stochastic=None, coldness=1.0
+    name_or_fn, log_probs_N_K_C, batch_size, *, num_samples=None, seed=None, stochastic=None, coldness=1.0, inputs=None
 ) -> AcquisitionBatch:
     """Pick `batch_size` distinct pool positions with a built-in (by name) or any acquisition callable.
 
@@ -150,6 +174,7 @@ def select(
     (40000 // K) * K, as the paper). seed: the function's random draws; None means 0, so results are reproducible:
     pass a different seed per round. stochastic: None (top-k) or a mode of .stochastic (power, softmax,
     softrank) for per-point scores: sample with probability ∝ score^coldness, exp(coldness·score) or rank^-coldness.
+    inputs: the tensors of batchbald.acquisition.inputs.INPUTS the function names (e.g. target_log_probs_M_K_C).
     Returns indices in the order picked; scores[i] is the i-th pick's score (0.0 for random; for BatchBALD the
     estimated joint MI of the first i+1 picks).
     """
@@ -172,16 +197,28 @@ def select(
     if fn is mean_std_scores and K < 2:
         raise ValueError("mean_std needs at least K = 2 MC samples (it uses the unbiased std over samples).")
 
+    given = _requested(fn, inputs or {})
     if kind == "batch":
         params = inspect.signature(fn).parameters
         takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         kwargs = {k: v for k, v in (("seed", seed), ("num_samples", num_samples)) if takes_all or k in params}
-        return _checked_batch(fn(log_probs_N_K_C, batch_size, **kwargs), batch_size, N, fn)
-    scores_N = _checked_scores(fn(log_probs_N_K_C), N, fn)
+        return _checked_batch(fn(log_probs_N_K_C, batch_size, **kwargs, **given), batch_size, N, fn)
+    scores_N = _checked_scores(fn(log_probs_N_K_C, **given), N, fn)
     if stochastic is not None:
         indices, scores = stochastic_batch(scores_N, batch_size, mode=stochastic, coldness=coldness, seed=seed)
         return AcquisitionBatch(indices, scores)
     return top_k(scores_N, batch_size)
+
+
+def _requested(fn, inputs: dict) -> dict:
+    """The inputs fn names, from `inputs`; ValueError naming the first one missing."""
+    unknown = sorted(set(inputs) - set(INPUT_NAMES))
+    if unknown:
+        raise ValueError(f"unknown acquisition input {unknown[0]!r}; known inputs: {', '.join(INPUT_NAMES)}")
+    missing = [name for name in requested_inputs(fn) if name not in inputs]
+    if missing:
+        raise ValueError(f"{label(fn)} needs {missing[0]} ({INPUTS[missing[0]]}), which was not given")
+    return {name: inputs[name] for name in requested_inputs(fn)}
 
 
 def _checked_scores(scores_N, N: int, fn) -> torch.Tensor:

@@ -11,7 +11,7 @@ Known files are checked against their official checksums; tensors are returned o
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -82,6 +82,7 @@ class Splits:
     initial: list[int]
     validation: list[int]
     pool: list[int]
+    target: list[int] = field(default_factory=list)  # EPIG's held-out target set (never labelled, not in the pool)
 
 
 # -------------------------------------------------------------------------------------------- loading
@@ -269,11 +270,15 @@ def _per_class_draw(y: torch.Tensor, per_class: int, g: torch.Generator) -> list
     return torch.cat(chosen).sort().values.tolist() if chosen else []
 
 
-def make_splits(dataset: Dataset, *, initial: str | int, validation_size: int, seed: int) -> Splits:
+def make_splits(
+    dataset: Dataset, *, initial: str | int, validation_size: int, seed: int, target_size: int = 0
+) -> Splits:
     """Initial labelled set, validation set and pool (positions in dataset.train), per SPEC §2.
 
     initial: "paper" (the fixed 20, MNIST family) or n per class drawn with Generator(seed) (0 = none).
     validation: validation_size random points of train minus initial (same generator); pool: the rest, sorted.
+    target_size > 0 (EPIG): that many points, as class-balanced as possible, held out of the pool as the target set
+    (drawn after the rest with their own generator, so initial and validation sets are the same with or without).
     """
     n = len(dataset.train.y)
     _check_count("seed", seed, minimum=0)
@@ -304,4 +309,17 @@ def make_splits(dataset: Dataset, *, initial: str | int, validation_size: int, s
     rest = free.nonzero().flatten()
     validation = rest[torch.randperm(len(rest), generator=g)[:validation_size]].sort().values
     free[validation] = False
-    return Splits(initial=init, validation=validation.tolist(), pool=free.nonzero().flatten().tolist())
+    _check_count("target_size", target_size, minimum=0)
+    target: list[int] = []
+    if target_size > 0:
+        pool = free.nonzero().flatten()
+        if target_size >= len(pool):
+            raise ValueError(
+                f"target_size={target_size} must be smaller than the {len(pool)} pool points left after the initial "
+                "and validation sets"
+            )
+        target = pool[_spread_subset(dataset.train.y[pool], target_size, seed + 1)].tolist()
+        free[torch.tensor(target, dtype=torch.long)] = False
+    return Splits(
+        initial=init, validation=validation.tolist(), pool=free.nonzero().flatten().tolist(), target=target
+    )

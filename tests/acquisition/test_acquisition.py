@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from batchbald.acquisition import ACQUISITION_NAMES, batchbald_batch, default_num_samples, select
+from batchbald.acquisition import (
+    ACQUISITION_NAMES,
+    batchbald_batch,
+    default_num_samples,
+    requested_inputs,
+    resolve,
+    select,
+)
+from batchbald.plugins import probe_inputs
 
 # ------------------------------------------------------------------------------------------------------------------
 # brute-force reference
@@ -247,7 +255,7 @@ def test_input_tensor_is_not_modified_and_may_require_grad():
     lp = torch.from_numpy(random_log_probs(np.random.default_rng(13), 20, 4, 3)).float().requires_grad_()
     before = lp.detach().clone()
     for name in ACQUISITION_NAMES:
-        select(name, lp, 3, num_samples=9)
+        select(name, lp, 3, num_samples=9, inputs=probe_inputs(requested_inputs(resolve(name)), n=20, k=4, c=3))
     assert torch.equal(lp.detach(), before)
 
 
@@ -374,6 +382,9 @@ def test_names_are_the_contract():
         "batchbald",
         "margin",
         "least_confidence",
+        "epig",
+        "badge",
+        "coreset",
     )
 
 
@@ -382,7 +393,9 @@ def test_cuda_matches_cpu():
     rng = np.random.default_rng(12)
     lp = torch.from_numpy(random_log_probs(rng, 500, 10, 10))
     for name in ACQUISITION_NAMES:
-        cpu = select(name, lp, 8, num_samples=2000, seed=1)
-        gpu = select(name, lp.cuda(), 8, num_samples=2000, seed=1)
+        inputs = probe_inputs(requested_inputs(resolve(name)), n=500, k=10, c=10)
+        cpu = select(name, lp, 8, num_samples=2000, seed=1, inputs=inputs)
+        gpu_inputs = {k: v.cuda() for k, v in inputs.items()}
+        gpu = select(name, lp.cuda(), 8, num_samples=2000, seed=1, inputs=gpu_inputs)
         assert gpu.indices == cpu.indices, name
         np.testing.assert_allclose(gpu.scores, cpu.scores, atol=1e-9)
