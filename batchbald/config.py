@@ -68,8 +68,14 @@ def validate_config(cfg: dict) -> None:
     resolve_targets(cfg)
     ds, acq, train = cfg["dataset"], cfg["acquisition"], cfg["train"]
     builtin_acquisition = acq["_target_"] in ACQUISITION_TARGETS.values()
-    if ds["name"] not in DATASETS:
-        raise ConfigError(f"dataset.name must be one of {', '.join(DATASETS)}, got {ds['name']!r}")
+    target = ds.get("_target_")
+    if target is not None and (not isinstance(target, str) or "." not in target.strip(".")):
+        raise ConfigError(f"dataset._target_ must be a dotted path module.factory, got {target!r}")
+    if target is None and ds["name"] not in DATASETS:
+        raise ConfigError(
+            f"dataset.name must be one of {', '.join(DATASETS)}, or set dataset._target_=module.factory, "
+            f"got {ds['name']!r}"
+        )
     if cfg["device"] not in DEVICES and not re.fullmatch(r"cuda:\d+", str(cfg["device"])):
         raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:<index>, got {cfg['device']!r}")
     if cfg["wandb"]["mode"] not in WANDB_MODES:

@@ -26,6 +26,7 @@ pin_cpu_isa()
 
 from batchbald.config import ConfigError, check_sizes, target_settings, validate_config  # noqa: E402
 from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
+from batchbald.data.factory import FactoryError  # noqa: E402
 
 IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "device")
 
@@ -172,6 +173,22 @@ def _plugins(config: dict):
     return fn, functools.partial(factory, **kwargs)
 
 
+def _dataset_factory(ds: dict):
+    """The factory `dataset._target_` names and the keys it gets (None, {} for the built-ins)."""
+    from batchbald.data.factory import factory_kwargs
+    from batchbald.plugins import import_target
+
+    if ds.get("_target_") is None:
+        return None, {}
+    try:
+        factory = import_target(ds["_target_"])
+    except ValueError as e:
+        raise ConfigError(f"dataset._target_={ds['_target_']}: {e}") from None
+    if not callable(factory):
+        raise ConfigError(f"dataset._target_={ds['_target_']}: {factory!r} is not callable")
+    return factory, factory_kwargs(ds)
+
+
 def _check_model(config: dict, factory, dataset, acquisition_fn) -> None:
     from batchbald.acquisition.inputs import needs_features
     from batchbald.plugins import check_model
@@ -221,6 +238,7 @@ def run(cfg: DictConfig) -> float | None:
         return None
 
     ds = config["dataset"]
+    factory, factory_kwargs = _dataset_factory(ds)
     try:
         dataset = load_dataset(
             ds["name"],
@@ -231,7 +249,11 @@ def run(cfg: DictConfig) -> float | None:
             seed=config["seed"],
             train_subset_per_class=ds["train_subset_per_class"],
             test_subset=ds["test_subset"],
+            factory=factory,
+            factory_kwargs=factory_kwargs,
         )
+    except FactoryError as e:
+        raise ConfigError(f"dataset._target_={ds['_target_']}: {e}") from None
     except ValueError as e:  # a subset larger than the data, ...: the data files themselves raise DataError
         key = str(e).split("=")[0]
         raise ConfigError(f"dataset.{e}" if key in ds else str(e)) from None

