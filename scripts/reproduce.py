@@ -3,6 +3,7 @@
     python scripts/reproduce.py --profile quick --jobs 2            # figures 10-15 (about 1 h 50 min, 2-core CPU)
     python scripts/reproduce.py --profile quick --seeds 1 2 3       # the same on 3 seeds (53 min; no verdicts)
     python scripts/reproduce.py --profile quick --jobs 2 --table1   # + the MNIST Table 1 groups (~50 min more)
+    python scripts/reproduce.py --profile quick --baselines --experiments rmnist_epig ...   # baselines (README)
     python scripts/reproduce.py --profile paper                     # everything, Table 1 included
     python scripts/reproduce.py                                      # auto: paper on a GPU box, else quick
 
@@ -106,6 +107,11 @@ def main() -> None:
         "--beyond", action="store_true", help="also the beyond-the-paper groups of configs/figures.yaml (PowerBALD)"
     )
     parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also the baseline groups (EPIG, BADGE, CoreSet, margin, least confidence; Fashion-MNIST)",
+    )
+    parser.add_argument(
         "--seeds", nargs="*", type=int, default=None, help="these seeds for every experiment (default: the profile's)"
     )
     parser.add_argument("--launcher", default="local", help="hydra/launcher config (local, slurm, submitit_local)")
@@ -130,6 +136,7 @@ def main() -> None:
     profile = OmegaConf.load(REPO / "configs" / "profile" / f"{args.profile}.yaml")
     table1 = args.profile == "paper" if args.table1 is None else args.table1
     sets = ("figures",) + (("table1",) if table1 else ()) + (("beyond",) if args.beyond else ())
+    sets += ("baselines",) if args.baselines else ()
     groups = args.experiments or experiments_to_run(load_groups(), sets)  # configs/figures.yaml
     threads = args.threads or max(1, (len(__import__("os").sched_getaffinity(0)) // max(args.jobs, 1)))
     sweep_dir = (REPO / args.runs_root).resolve() / args.profile

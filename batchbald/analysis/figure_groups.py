@@ -13,8 +13,13 @@ from pathlib import Path
 import yaml
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "configs" / "figures.yaml"
-RUN_SETS = ("figures", "table1", "beyond", "none")
-DATASET_LABELS = {"mnist": "MNIST", "repeated_mnist": "Repeated MNIST", "emnist": "EMNIST"}
+RUN_SETS = ("figures", "table1", "beyond", "baselines", "none")
+DATASET_LABELS = {
+    "mnist": "MNIST",
+    "repeated_mnist": "Repeated MNIST",
+    "emnist": "EMNIST",
+    "fashion_mnist": "Fashion-MNIST",
+}
 
 
 @dataclass(frozen=True)
