@@ -60,8 +60,13 @@ def test_experiment_composes_and_validates(experiment, profile):
         assert cfg["model"]["name"] == "emnist_cnn" and cfg["acquisition"]["batch_size"] == 5
         assert cfg["dataset"]["initial"] == 0
         assert cfg["dataset"]["split"] == ("balanced" if profile == "paper" else "standin")
+    elif experiment.startswith("fashion"):  # a dataset factory: no paper initial set
+        assert cfg["dataset"]["_target_"] == "batchbald.data.fashion_mnist.fashion_mnist"
+        assert cfg["model"]["name"] == "mnist_cnn" and cfg["dataset"]["initial"] == 2
     else:
         assert cfg["model"]["name"] == "mnist_cnn" and cfg["dataset"]["initial"] == "paper"
+    if cfg["acquisition"]["name"] == "epig":
+        assert cfg["acquisition"]["target"] == {"set": "heldout", "size": 1000, "per_round": 100}
 
 
 def test_paper_settings_follow_spec():

@@ -15,6 +15,7 @@ import pandas as pd
 from batchbald.analysis import checks, curves, official_logs, paper_numbers, plots
 from batchbald.analysis import figure_groups as FG
 from batchbald.analysis import results as R
+from batchbald.analysis.baselines import baselines_section, median_seconds
 from batchbald.analysis.markdown import (
     fmt_acc,
     fmt_points,
@@ -122,7 +123,7 @@ def profile_section(
         "",
     ]
     for group in groups:
-        if not group.thresholds or group.run == "beyond":  # beyond-the-paper groups have their own section
+        if not group.thresholds or group.run in ("beyond", "baselines"):  # these have their own section
             continue
         names = [e for e, _ in group.members if e in infos]
         if not names:
@@ -236,7 +237,8 @@ def profile_section(
             lines += ["Final entropy of the acquired labels (nats; maximum ln C):", ""]
             lines += table(["run", "trials", "ours", "paper (≈, read off Fig 8/14)"], ent_rows) + [""]
 
-    lines += beyond_section(df, groups, infos)
+    beyond = beyond_section(df, groups, infos) + baselines_section(df, groups, infos)
+    lines += (["### Beyond the paper", ""] + beyond) if beyond else []
 
     lines += ["### Figures", ""]
     for key, name in plots.FIGURE_NAMES.items():
@@ -262,13 +264,6 @@ def profile_section(
             title = titles.get(key) or titles.get(base, base) + what[key[len(base) :]]
             lines += [f"**{title}**", "", f"![{title}]({os.path.relpath(png, report_dir)})", ""]
     return lines
-
-
-def _median_seconds(rows: pd.DataFrame, column: str) -> float:
-    """Median over rounds that acquired a batch of one timing column."""
-    acquired = rows[[len(v) > 0 for v in rows["acquired_indices"]]]
-    values = pd.to_numeric(acquired[column], errors="coerce").dropna()
-    return float(values.median()) if len(values) else math.nan
 
 
 def beyond_section(df: pd.DataFrame, groups, infos: dict) -> list[str]:
@@ -297,7 +292,7 @@ def beyond_section(df: pd.DataFrame, groups, infos: dict) -> list[str]:
             else:
                 m = curves.experiment_marks(df, e, 0.90)[0]
                 third = fmt_quartiles(m.q25, m.median, m.q75)
-            seconds = [f"{_median_seconds(part, c):.2f}" for c in ("select_seconds", "score_seconds")]
+            seconds = [f"{median_seconds(part, c):.2f}" for c in ("select_seconds", "score_seconds")]
             rows.append([f"{label} (`{e}`)", infos[e]["n_runs"], third, final, *seconds])
         lines += [f"#### {group.title}", ""] + table(header, rows) + [""]
         lines += [
@@ -333,7 +328,7 @@ def beyond_section(df: pd.DataFrame, groups, infos: dict) -> list[str]:
                 f"reach 90% {nums}. Ours: Repeated MNIST with this profile's settings (see above).",
                 "",
             ]
-    return (["### Beyond the paper", ""] + lines) if lines else []
+    return lines
 
 
 def build_report(

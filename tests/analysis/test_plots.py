@@ -240,7 +240,10 @@ def test_figure_groups_from_config(tmp_path):
         ("groups: [1, 2]", "expected a mapping `groups:"),
         ("groups:\n  g: {title: x}", "groups.g: needs `members`"),
         ("groups:\n  g: {members: {e: E}, thresholds: [90]}", "groups.g.thresholds: numbers in (0, 1]"),
-        ("groups:\n  g: {members: {e: E}, run: sometimes}", "groups.g.run: one of figures, table1, beyond, none"),
+        (
+            "groups:\n  g: {members: {e: E}, run: sometimes}",
+            "groups.g.run: one of figures, table1, beyond, baselines, none",
+        ),
         ("groups: {g: [", "cannot read figure groups"),
     ):
         bad.write_text(text)
@@ -370,3 +373,44 @@ def test_paper_profile_draws_the_official_logs_and_tables_their_same_seed_marks(
     cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
     assert cells["90% logs, same seeds"] == "60/60/60 (1)"
     assert "logs, same seeds" not in report.split("## Profile `paper`")[0]  # the quick profile has no logs column
+
+
+def test_baselines_section_pairs_every_method_with_batchbald(tmp_path):
+    """Margin crafted faster than BatchBALD on all 6 seeds (better), EPIG slower on all (worse), CoreSet the same
+    curve (tie); BADGE has no runs and a running CoreSet seed is left out of the marks."""
+    runs = tmp_path / "runs"
+    seeds = (1, 2, 3, 4, 5, 6)
+    fake.make_profile(runs, seeds=seeds, skip=("emnist_batchbald", "emnist_bald", "emnist_random"))
+    sizes = list(range(20, 301, 10))
+    for experiment, tau in (("rmnist_margin", 20), ("rmnist_epig", 120), ("rmnist_coreset", 45)):
+        for seed in seeds:
+            fake.write_run(
+                runs,
+                profile="quick",
+                experiment=experiment,
+                seed=seed,
+                sizes=sizes,
+                accuracies=fake.curve(sizes, tau * (1 + 0.05 * seed)),
+            )
+    fake.write_run(
+        runs,
+        profile="quick",
+        experiment="rmnist_coreset",
+        seed=7,
+        sizes=sizes[:3],
+        accuracies=[0.5] * 3,
+        status="running",
+    )
+    report = _report(tmp_path, "--no-examples")
+    section = report.split("#### Beyond the paper: baselines on RMNIST (b=10)\n", 1)[1].split("\n#### ", 1)[0]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines() if line.startswith("| ")}
+    assert rows["BatchBALD (`rmnist_batchbald`)"].endswith("| — |")
+    assert rows["Margin (`rmnist_margin`)"].endswith(", better |") and "(n=6)" in rows["Margin (`rmnist_margin`)"]
+    assert rows["EPIG (`rmnist_epig`)"].endswith(", worse |")
+    assert rows["CoreSet (`rmnist_coreset`)"].endswith("+0 [+0, +0] (n=6), tie (interval includes 0) |")
+    assert (
+        rows["BADGE (`rmnist_badge`)"]
+        == "| BADGE (`rmnist_badge`) | 0 | no runs | no runs | no runs | no runs | no runs |"
+    )
+    assert "Reference, their setting (Repeated MNIST x4, K=100" in section and "margin (10) 86" in section
+    assert "#### Beyond the paper: baselines on the EMNIST stand-in (b=5)" not in report  # no runs at all
