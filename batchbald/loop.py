@@ -250,7 +250,7 @@ def run_loop(
     while True:
         r = len(state.rounds)
         torch.manual_seed(_round_seed(cfg.seed, r, 0))  # model initialisation
-        model = build_model(cfg.model, C).to(device)
+        model = build_model(cfg.model, C, tuple(dataset.train.x.shape[1:])).to(device)
 
         t0 = time.perf_counter()
         lab = torch.as_tensor(state.labelled, dtype=torch.long, device=device)

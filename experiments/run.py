@@ -194,7 +194,9 @@ def _check_model(config: dict, factory, dataset, acquisition_fn) -> None:
     from batchbald.plugins import check_model
 
     try:
-        model = factory(num_classes=dataset.num_classes)
+        from batchbald.models import build_model
+
+        model = build_model(factory, dataset.num_classes, tuple(dataset.train.x.shape[1:]))
         path = check_model(model, dataset.num_classes, dataset.test.x[:2], features=needs_features(acquisition_fn))
     except ValueError as e:
         raise ConfigError(f"model._target_={config['model']['_target_']}: {e}") from None

@@ -19,6 +19,8 @@ sub-networks (consistent MC dropout). `forward_masked` is the plain reference (i
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,15 +79,24 @@ def _max4(y: torch.Tensor) -> torch.Tensor:
 
 
 class MnistCNN(nn.Module):
-    """SPEC §4 MNIST/RMNIST net: 2 x [conv5x5, 2d dropout, max-pool, relu], fc 1024-128-C."""
+    """SPEC §4 MNIST/RMNIST net: 2 x [conv5x5, 2d dropout, max-pool, relu], fc 1024-128-C.
 
-    def __init__(self, num_classes: int = 10, p: float = 0.5):
+    input_shape (C, H, W) sizes conv1's input channels and fc1's inputs for other images (a dataset factory's);
+    the exact fast scoring path exists for the paper's 1 x 28 x 28 only, other shapes take the generic path.
+    """
+
+    def __init__(self, num_classes: int = 10, p: float = 0.5, input_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=5)
+        channels, height, width = (int(v) for v in input_shape)
+        out_h, out_w = ((height - 4) // 2 - 4) // 2, ((width - 4) // 2 - 4) // 2
+        if channels < 1 or out_h < 1 or out_w < 1:
+            raise ValueError(f"MnistCNN needs images of at least 1 x 16 x 16, got {tuple(input_shape)}")
+        self.fast_path = (channels, height, width) == (1, 28, 28)
+        self.conv1 = nn.Conv2d(channels, 32, kernel_size=5)
         self.drop1 = MCDropout(32, p)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=5)
         self.drop2 = MCDropout(64, p)
-        self.fc1 = nn.Linear(1024, 128)
+        self.fc1 = nn.Linear(64 * out_h * out_w, 128)
         self.drop3 = MCDropout(128, p)
         self.fc2 = nn.Linear(128, num_classes)
 
@@ -196,11 +207,22 @@ class EmnistCNN(nn.Module):
 MODELS = {"mnist_cnn": MnistCNN, "emnist_cnn": EmnistCNN}
 
 
-def build_model(name_or_factory, num_classes: int) -> nn.Module:
+def build_model(name_or_factory, num_classes: int, input_shape: tuple[int, ...] | None = None) -> nn.Module:
     """A freshly initialised model (default PyTorch init): a name in MODEL_NAMES, or any factory called as
-    factory(num_classes=C) that returns an nn.Module with dropout whose forward gives log-probabilities [B, C]."""
-    if callable(name_or_factory):
-        return name_or_factory(num_classes=num_classes)
-    if name_or_factory not in MODELS:
-        raise ValueError(f"unknown model {name_or_factory!r}; allowed: {', '.join(MODEL_NAMES)}")
-    return MODELS[name_or_factory](num_classes)
+    factory(num_classes=C) that returns an nn.Module with dropout whose forward gives log-probabilities [B, C].
+    input_shape (C, H, W of the images) also goes to factories that take an `input_shape` parameter (MnistCNN)."""
+    if not callable(name_or_factory):
+        if name_or_factory not in MODELS:
+            raise ValueError(f"unknown model {name_or_factory!r}; allowed: {', '.join(MODEL_NAMES)}")
+        name_or_factory = MODELS[name_or_factory]
+    kwargs = {"num_classes": num_classes}
+    if input_shape is not None and _takes(name_or_factory, "input_shape"):
+        kwargs["input_shape"] = tuple(int(v) for v in input_shape)
+    return name_or_factory(**kwargs)
+
+
+def _takes(factory, parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False

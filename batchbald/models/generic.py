@@ -28,8 +28,9 @@ def generic_dropout_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def has_fast_path(model: nn.Module) -> bool:
-    """True for models with our exact fast consistent-MC-dropout scoring (`mc_forward`, `scoring_plan`)."""
-    return hasattr(model, "mc_forward")
+    """True for models with our exact fast consistent-MC-dropout scoring (`mc_forward`, `scoring_plan`) for their
+    input shape (`fast_path`, default True: MnistCNN sized for other images has none)."""
+    return hasattr(model, "mc_forward") and bool(getattr(model, "fast_path", True))
 
 
 def _mask_shape(layer: nn.Module, x: torch.Tensor) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from batchbald.models.dropout import DropoutMasks, dropout_layers
-from batchbald.models.generic import GENERIC_CHUNK, draw_generic_masks, generic_log_probs
+from batchbald.models.generic import GENERIC_CHUNK, draw_generic_masks, generic_log_probs, has_fast_path
 
 # Working memory of one mc_log_probs chunk. Small on CPU: intermediates stay in cache and below glibc's
 # mmap threshold (fresh multi-MB allocations cost page faults on every chunk).
@@ -29,7 +29,7 @@ def draw_masks(
     Models without the fast path (`mc_forward`) get .generic's masks, shaped by one pass on example_x."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if not hasattr(model, "mc_forward"):
+    if not has_fast_path(model):
         if example_x is None:
             raise ValueError("draw_masks needs example_x for a model without the fast path")
         return draw_generic_masks(model, k, generator, example_x)
@@ -46,7 +46,7 @@ def forward_masked(model: nn.Module, x_B: torch.Tensor, masks: DropoutMasks) -> 
 
 
 def default_scoring_batch_size(model: nn.Module, k: int) -> int:
-    if not hasattr(model, "scoring_bytes_per_image"):
+    if not has_fast_path(model) or not hasattr(model, "scoring_bytes_per_image"):
         return GENERIC_CHUNK
     budget = CUDA_BUDGET_BYTES if model_device(model).type == "cuda" else CPU_BUDGET_BYTES
     return max(1, budget // model.scoring_bytes_per_image(k))
@@ -61,7 +61,7 @@ def mc_log_probs(
     Chunks of batch_size images (default: what fits the memory budget); the same masks give the same outputs
     however the input is chunked. Models without `mc_forward` take batchbald.models.generic's plain K passes.
     """
-    if not hasattr(model, "mc_forward"):
+    if not has_fast_path(model):
         return generic_log_probs(model, x_N, masks, batch_size=batch_size)
     device = model_device(model)
     masks = masks.to(device)

@@ -43,6 +43,12 @@ USER_DATA = textwrap.dedent(
         return SimpleNamespace(data=x[:, None], targets=list(y), classes=["a", "b", "c", "d"])   # [N, 1, H, W]
 
 
+    def colour(train):
+        x, y = _images(300 if train else 80, 4 if train else 5)
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2)))                    # 32 x 32
+        return np.stack([x, x[:, ::-1], 255 - x], axis=1), y        # uint8 [N, 3, 32, 32]
+
+
     def not_a_dataset(train):
         return {"x": 1}
 
@@ -101,7 +107,7 @@ def args(out: Path, target: str, *extra: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "target, extra",
-    [("userdata.pairs", ["+dataset.scale=0.5"]), ("userdata.torchvision_style", [])],
+    [("userdata.pairs", ["+dataset.scale=0.5"]), ("userdata.torchvision_style", []), ("userdata.colour", [])],
 )
 def test_a_factory_outside_the_package_runs_the_loop(user_dir, tmp_path, target, extra):
     out = tmp_path / "run"
@@ -112,6 +118,20 @@ def test_a_factory_outside_the_package_runs_the_loop(user_dir, tmp_path, target,
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "finished" and meta["config"]["dataset"]["_target_"] == target
     assert max(max(json.loads(c)) for c in df["class_counts"]) <= 6 and len(json.loads(df["class_counts"][0])) == 4
+    # the MNIST CNN sized from the images: colour 32 x 32 takes the generic scoring path, 28 x 28 the fast one
+    assert ("has no fast consistent-MC-dropout path" in proc.stderr) == (target == "userdata.colour")
+
+
+def test_the_mnist_cnn_is_sized_from_the_images():
+    from batchbald.models import build_model
+    from batchbald.models.generic import has_fast_path
+
+    model = build_model("mnist_cnn", 7, (3, 32, 32))
+    assert model.conv1.in_channels == 3 and model.fc1.in_features == 64 * 5 * 5 and not has_fast_path(model)
+    assert build_model("mnist_cnn", 10, (1, 28, 28)).fc1.in_features == 1024 and has_fast_path(build_model("mnist_cnn", 10))
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+    with pytest.raises(ValueError, match="MnistCNN needs images of at least 1 x 16 x 16, got"):
+        build_model("mnist_cnn", 10, (1, 12, 12))
 
 
 @pytest.mark.parametrize(
