@@ -186,7 +186,7 @@ def _dataset_factory(ds: dict):
         raise ConfigError(f"dataset._target_={ds['_target_']}: {e}") from None
     if not callable(factory):
         raise ConfigError(f"dataset._target_={ds['_target_']}: {factory!r} is not callable")
-    return factory, factory_kwargs(ds)
+    return factory, factory_kwargs(ds, factory)
 
 
 def _check_model(config: dict, factory, dataset, acquisition_fn) -> None:

@@ -7,6 +7,8 @@ subsets, standardisation (the train split's mean and std for user data), noisy r
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -32,9 +34,20 @@ class FactoryError(ValueError):
     """A dataset factory failed or returned something unusable (the message says what and what is allowed)."""
 
 
-def factory_kwargs(dataset_cfg: dict) -> dict:
-    """The dataset config's keys that go to the factory."""
-    return {k: v for k, v in dataset_cfg.items() if k not in REPOSITORY_KEYS}
+def factory_kwargs(dataset_cfg: dict, factory=None) -> dict:
+    """The dataset config's keys that go to the factory: those that are not the repository's, and `root` (the data
+    root) when the factory has a `root` parameter (torchvision's datasets do)."""
+    kwargs = {k: v for k, v in dataset_cfg.items() if k not in REPOSITORY_KEYS}
+    if factory is not None and "root" in dataset_cfg and _takes(factory, "root"):
+        kwargs["root"] = dataset_cfg["root"]
+    return kwargs
+
+
+def _takes(factory, parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _as_tensor(value, what: str) -> torch.Tensor:

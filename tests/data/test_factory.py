@@ -181,6 +181,7 @@ def test_factory_images_get_the_repositorys_options():
 def test_extra_config_keys_go_to_the_factory_and_the_repositorys_do_not():
     cfg = {"_target_": "m.f", "name": "x", "root": "r", "initial": 2, "files": "/f", "scale": 3}
     assert factory_kwargs(cfg) == {"files": "/f", "scale": 3}
+    assert factory_kwargs(cfg, lambda train, root, files, scale: None) == {"files": "/f", "scale": 3, "root": "r"}
 
 
 def test_float_labels_must_be_integers():
