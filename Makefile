@@ -49,7 +49,7 @@ figures: install
 
 reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,) \
-		$(if $(SEEDS),--seeds $(SEEDS),)
+		$(if $(BASELINES),--baselines,) $(if $(SEEDS),--seeds $(SEEDS),)
 
 # The paper-scale Repeated MNIST campaign (issue 27), in its order, niced, logged to logs/campaign-<date>.log; finished
 # runs are skipped, unfinished ones resume (from checkpoint.pt, or on a fresh clone from rounds.csv). Commits nothing:
