@@ -8,7 +8,7 @@ import re
 from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
 from batchbald.acquisition.stochastic import STOCHASTIC_MODES
 from batchbald.models import MODELS
-from batchbald.train import VALIDATION_SETS
+from batchbald.train import SAMPLERS, VALIDATION_SETS
 
 DATASETS = ("mnist", "repeated_mnist", "emnist")
 # The built-ins' `_target_`s: the configs name them, and a run without `_target_` gets its built-in's.
@@ -124,6 +124,8 @@ def validate_config(cfg: dict) -> None:
             f"train.validation_set must be one of {', '.join(VALIDATION_SETS)}, got {train['validation_set']!r}"
         )
     _positive_int(cfg, "train.validation_samples", train.get("validation_samples", 0), minimum=0)
+    if train.get("sampler", "iid") not in SAMPLERS:
+        raise ConfigError(f"train.sampler must be one of {', '.join(SAMPLERS)}, got {train['sampler']!r}")
     if not _finite(train["lr"]) or train["lr"] <= 0:
         raise ConfigError(f"train.lr must be a finite number > 0, got {train['lr']!r}")
     if cfg.get("scoring_batch_size") is not None:

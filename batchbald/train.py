@@ -38,6 +38,13 @@ class TrainConfig:
     # consistent MC-dropout prediction of k fresh masks per validation pass (probed against the official logs:
     # README "Training protocol").
     validation_samples: int = 0
+    # Which labelled points an epoch visits: "iid" = epoch_samples drawn with replacement (this repository's runs),
+    # "balanced" = randperm(epoch_samples) % n, every point floor or ceil(epoch_samples / n) times (the released
+    # code's RandomFixedLengthSampler). Not in the configs: `+train.sampler=balanced` selects it.
+    sampler: str = "iid"
+
+
+SAMPLERS = ("iid", "balanced")
 
 
 @dataclass
@@ -166,6 +173,14 @@ class _EarlyStopping:
             self.done = self.bad >= self.patience
 
 
+def epoch_indices(n: int, cfg: TrainConfig, generator: torch.Generator, device) -> torch.Tensor:
+    """The labelled positions one epoch visits, in order (cfg.sampler: iid draws, or balanced randperm % n)."""
+    if cfg.sampler == "balanced":
+        perm = torch.randperm(max(cfg.epoch_samples, n), generator=generator, device=device)
+        return perm[: cfg.epoch_samples] % n
+    return torch.randint(n, (cfg.epoch_samples,), generator=generator, device=device)
+
+
 def train_model(
     model: nn.Module,
     train_x: torch.Tensor,
@@ -236,7 +251,7 @@ def train_model_rules(
         for epoch in range(cfg.max_epochs):
             start_time = time.perf_counter()
             model.train()
-            idx = torch.randint(n, (cfg.epoch_samples,), generator=g, device=device)
+            idx = epoch_indices(n, cfg, g, device)
             loss_sum = torch.zeros((), device=device)
             for batch in idx.split(cfg.batch_size):
                 loss = F.nll_loss(model(train_x[batch]), train_y[batch])

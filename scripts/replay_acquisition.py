@@ -37,6 +37,7 @@ from batchbald.fidelity.replay import (  # noqa: E402
 )
 from batchbald.fidelity.summary import GROUP_INFO  # noqa: E402
 from batchbald.tracking import cpu_model, git_commit  # noqa: E402
+from batchbald.train import SAMPLERS  # noqa: E402
 from scripts.replay import append_row, rule_argument  # noqa: E402
 
 DEFAULT_GROUPS = ("rmnist_w_noise_multibald_bald_k10_b10", "rmnist_w_noise_independent_bald_k10_b10")
@@ -64,11 +65,15 @@ def rounds_of(text: str) -> range:
     return range(int(first), int(last or first) + 1)
 
 
-def output_csv(out: Path, group: str, scoring_rule: str | None, other_models: int = 0) -> Path:
+def output_csv(
+    out: Path, group: str, scoring_rule: str | None, other_models: int = 0, scoring_sampler: str = "iid"
+) -> Path:
     """<out>/<group>.csv for the default replay; variants in subfolders: scoring_<rule>/ (how the scoring model
-    stops), models<n>/ (n models of ours per step)."""
-    parts = ([f"scoring_{scoring_rule}"] if scoring_rule else []) + (
-        [f"models{1 + other_models}"] if other_models else []
+    stops), sampler_<sampler>/ (how it visits the labelled set), models<n>/ (n models of ours per step)."""
+    parts = (
+        ([f"scoring_{scoring_rule}"] if scoring_rule else [])
+        + ([f"sampler_{scoring_sampler}"] if scoring_sampler != "iid" else [])
+        + ([f"models{1 + other_models}"] if other_models else [])
     )
     return (out / "_".join(parts) if parts else out) / f"{group}.csv"
 
@@ -93,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="early stopping of the model that scores the pool (heldout, labelled, labelled_mc<k>); default: the "
         "group's paper-profile rule, which the trial models always use. Rows go to <out>/scoring_<rule>/ then",
+    )
+    p.add_argument(
+        "--scoring-sampler",
+        choices=SAMPLERS,
+        default="iid",
+        help="how the scoring model's epochs visit the labelled set: iid (ours, default) or balanced (the released "
+        "code's randperm %% n); rows go to <out>/sampler_<sampler>/ then",
     )
     p.add_argument("--logs", type=Path, default=official_logs_dir(), help="folder of the official JSON logs")
     p.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))
@@ -127,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for group, setting, acquisition, K, rule in plans:
-        csv = output_csv(args.out, group.group, args.scoring_rule, args.other_models)
+        csv = output_csv(args.out, group.group, args.scoring_rule, args.other_models, args.scoring_sampler)
         done = set()
         if csv.exists():
             prev = pd.read_csv(csv)
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                     r,
                     rule=rule,
                     scoring_rule=args.scoring_rule,
+                    scoring_sampler=args.scoring_sampler,
                     acquisition=acquisition,
                     mc_samples=K,
                     num_samples=args.num_samples,

@@ -341,3 +341,15 @@ def test_mc_rules_leave_training_and_other_rules_unchanged():
         generator=torch.Generator().manual_seed(0),
     )
     assert single.epochs == mixed["labelled_mc1"].epochs and single.best_epoch == mixed["labelled_mc1"].best_epoch
+
+
+def test_epoch_samplers():
+    from batchbald.train import epoch_indices
+
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(epoch_indices(60, TrainConfig(epoch_samples=5056, sampler="balanced"), g, "cpu"))
+    assert counts.sum() == 5056 and set(counts.tolist()) == {84, 85}  # floor / ceil(5056 / 60), as the released code
+    iid = torch.bincount(epoch_indices(60, TrainConfig(epoch_samples=5056), g, "cpu"), minlength=60)
+    assert iid.sum() == 5056 and iid.max() - iid.min() > 1  # draws with replacement: uneven
+    few = epoch_indices(100, TrainConfig(epoch_samples=64, sampler="balanced"), g, "cpu")
+    assert len(set(few.tolist())) == 64  # more points than an epoch: distinct ones

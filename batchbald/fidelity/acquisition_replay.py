@@ -16,6 +16,7 @@ already in the batch or the labelled set (another Repeated-MNIST copy: a wasted 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -116,6 +117,7 @@ def replay_acquisition_round(
     rule: str,
     acquisition: str,
     scoring_rule: str | None = None,
+    scoring_sampler: str = "iid",
     mc_samples: int,
     num_samples: int | None = None,
     variants: tuple[str, ...] = ("nested",),
@@ -125,7 +127,8 @@ def replay_acquisition_round(
 ) -> list[dict]:
     """One row per side ("logged", then each of `variants`: BatchBALD's `configurations`, or any name for BALD) of
     logged round `round_index` of `run` (see the module doc). The model that scores the pool stops early by
-    `scoring_rule` (default `rule`); the trial models on L_r ∪ A always by `rule`. `other_models` more models of
+    `scoring_rule` (default `rule`) and visits the labelled set by `scoring_sampler` (train.SAMPLERS); the trial models
+    on L_r ∪ A always by `rule` and the default sampler. `other_models` more models of
     ours, trained on L_r with other seeds, acquire sides "<variants[0]>_model<j>": how far apart our own batches are
     (their diagnostics, like every side's, are under the first model)."""
     scoring_rule = scoring_rule or rule
@@ -144,8 +147,9 @@ def replay_acquisition_round(
         raise ReplayError(f"{run.name} round {round_index}: a logged pick is outside the replayed pool")
 
     t0 = time.perf_counter()
+    scoring_setting = dataclasses.replace(setting, train=dataclasses.replace(setting.train, sampler=scoring_sampler))
     log_probs_N_K_C, scoring_epochs = score_pool(
-        dataset, setting, labelled, validation, pool, scoring_rule, mc_samples, seed, device
+        dataset, scoring_setting, labelled, validation, pool, scoring_rule, mc_samples, seed, device
     )
     bald_N = bald_scores(log_probs_N_K_C)
     score_seconds = time.perf_counter() - t0
@@ -159,7 +163,7 @@ def replay_acquisition_round(
         sides[variant] = (picked, scores, time.perf_counter() - t1)
     for j in range(1, other_models + 1):  # independently trained models of ours: the spread between our own batches
         other, _ = score_pool(
-            dataset, setting, labelled, validation, pool, scoring_rule, mc_samples, seed + 1000 * j, device
+            dataset, scoring_setting, labelled, validation, pool, scoring_rule, mc_samples, seed + 1000 * j, device
         )
         t1 = time.perf_counter()
         picked, scores = acquire(
@@ -183,6 +187,7 @@ def replay_acquisition_round(
             "acquisition": acquisition if side != "logged" else "logged",
             "rule": rule,
             "scoring_rule": scoring_rule,
+            "scoring_sampler": scoring_sampler,
             "batch": json.dumps(batch),
             "greedy_scores": json.dumps([round(s, 6) for s in scores]),
             "joint_mi": joint_mutual_information(log_probs_N_K_C[positions], seed=seed),
