@@ -418,11 +418,13 @@ def test_quick_profile_gives_every_verdict_pair_enough_seeds(tmp_path):
     compared = [
         "rmnist_batchbald", "rmnist_rep2_bald", "rmnist_rep0_bald", "rmnist_rep4_bald", "emnist_batchbald",
         "emnist_bald", "mnist_batchbald_b10", "mnist_bald_b10", "rmnist_power_bald", "emnist_power_bald",
+        "rmnist_epig", "rmnist_badge", "rmnist_coreset", "rmnist_margin", "rmnist_var_ratios", "emnist_epig",
+        "emnist_badge", "emnist_coreset", "emnist_margin", "emnist_least_confidence",
     ]  # fmt: skip
-    plan = seed_plan(compared + ["rmnist_var_ratios"], profile, None)
+    plan = seed_plan(compared + ["rmnist_mean_std"], profile, None)
     seeds_of = {e: seeds for seeds, exps in plan for e in exps}
     assert all(len(seeds_of[e]) >= checks.MIN_PAIRS for e in compared)
-    assert len(seeds_of["rmnist_var_ratios"]) == 3
+    assert len(seeds_of["rmnist_mean_std"]) == 3
     bad = OmegaConf.create({"name": "x", "seeds": [1], "seeds_by_experiment": {"no_such_experiment": [1, 2]}})
     with pytest.raises(SystemExit, match="seeds_by_experiment names no experiment: no_such_experiment"):
         seed_plan(["rmnist_random"], bad, None)
