@@ -7,6 +7,7 @@ import re
 
 from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
 from batchbald.acquisition.stochastic import STOCHASTIC_MODES
+from batchbald.data.datasets import VALIDATION_DRAWS
 from batchbald.models import MODELS
 from batchbald.train import SAMPLERS, VALIDATION_SETS
 
@@ -115,6 +116,10 @@ def validate_config(cfg: dict) -> None:
     for key in ("train_subset_per_class", "test_subset"):
         if ds.get(key) is not None:
             _positive_int(cfg, f"dataset.{key}", ds[key])
+    if ds.get("validation_draw", "fresh") not in VALIDATION_DRAWS:
+        raise ConfigError(
+            f"dataset.validation_draw must be one of {', '.join(VALIDATION_DRAWS)}, got {ds['validation_draw']!r}"
+        )
     if not _finite(ds["noise_std"]) or ds["noise_std"] < 0:
         raise ConfigError(f"dataset.noise_std must be a finite number >= 0, got {ds['noise_std']!r}")
     for key in ("batch_size", "epoch_samples", "max_epochs", "patience"):

@@ -270,6 +270,7 @@ def run(cfg: DictConfig) -> float | None:
             validation_size=ds["validation_size"],
             seed=config["seed"],
             target_size=target_size,
+            validation_draw=ds.get("validation_draw", "fresh"),
         )
     except ValueError as e:
         key = str(e).split("=")[0]

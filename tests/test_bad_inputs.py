@@ -60,6 +60,7 @@ CONFIG_CASES = [
     ("acquisition.coldness=-1", "acquisition.coldness must be a finite number >= 0"),
     ("dataset.noise_std=-1", "dataset.noise_std must be a finite number >= 0"),
     ("threads=0", "threads must be an integer >= 1"),
+    ("+dataset.validation_draw=first", "dataset.validation_draw must be one of fresh, paper, got 'first'"),
     ("+train.sampler=shuffle", "train.sampler must be one of iid, balanced, got 'shuffle'"),
     ("acquisition.target.set=elsewhere", "acquisition.target.set must be one of heldout, pool, got 'elsewhere'"),
     ("acquisition.target.size=-5", "acquisition.target.size must be an integer >= 0, got -5"),

@@ -75,6 +75,9 @@ class Dataset:
     classes: list[str]
     paper_initial: list[int] | None
     description: str
+    # Generator(seed)'s state after the Repeated-MNIST noise (None without noise): where the released code's
+    # validation draw continues (make_splits(validation_draw="paper"))
+    rng_after_noise: torch.Tensor | None = None
 
 
 @dataclass
@@ -309,8 +312,9 @@ def assemble(
 
     train = ImageSet(_normalise(train_x, mean=mean, std=std, transpose=transpose), train_y)
     test = ImageSet(_normalise(test_x, mean=mean, std=std, transpose=transpose), test_y)
+    rng_after_noise = None
     if repetitions is not None:
-        train = _repeat_with_noise(train, repetitions, noise_std, seed)
+        train, rng_after_noise = _repeat_with_noise(train, repetitions, noise_std, seed)
     return Dataset(
         name=name,
         train=train,
@@ -319,18 +323,22 @@ def assemble(
         classes=classes,
         paper_initial=paper,
         description=description,
+        rng_after_noise=rng_after_noise,
     )
 
 
-def _repeat_with_noise(base: ImageSet, repetitions: int, noise_std: float, seed: int) -> ImageSet:
-    """repetitions+1 copies; every element gets its own N(0, noise_std²) noise (Generator(seed)), no clipping."""
+def _repeat_with_noise(
+    base: ImageSet, repetitions: int, noise_std: float, seed: int
+) -> tuple[ImageSet, torch.Tensor]:
+    """repetitions+1 copies; every element gets its own N(0, noise_std²) noise (Generator(seed)), no clipping.
+    Also returns the generator's state after the noise."""
     n = len(base)
     x = base.x.repeat(repetitions + 1, 1, 1, 1)
     g = torch.Generator().manual_seed(seed)
     for c in range(repetitions + 1):  # one copy at a time keeps the temporary small
         chunk = x[c * n : (c + 1) * n]
         chunk.add_(torch.randn(chunk.shape, generator=g).mul_(noise_std))
-    return ImageSet(x, base.y.repeat(repetitions + 1))
+    return ImageSet(x, base.y.repeat(repetitions + 1)), g.get_state()
 
 
 # --------------------------------------------------------------------------------------------- splits
@@ -346,19 +354,36 @@ def _per_class_draw(y: torch.Tensor, per_class: int, g: torch.Generator) -> list
     return torch.cat(chosen).sort().values.tolist() if chosen else []
 
 
+VALIDATION_DRAWS = ("fresh", "paper")
+
+
 def make_splits(
-    dataset: Dataset, *, initial: str | int, validation_size: int, seed: int, target_size: int = 0
+    dataset: Dataset,
+    *,
+    initial: str | int,
+    validation_size: int,
+    seed: int,
+    target_size: int = 0,
+    validation_draw: str = "fresh",
 ) -> Splits:
     """Initial labelled set, validation set and pool (positions in dataset.train), per SPEC §2.
 
     initial: "paper" (the fixed 20, MNIST family) or n per class drawn with Generator(seed) (0 = none).
     validation: validation_size random points of train minus initial (same generator); pool: the rest, sorted.
+    validation_draw "paper": the validation permutation continues Generator(seed) after the Repeated-MNIST noise, as
+    the released code's global generator did (its RMNIST validation sets then hold none of the logged acquisitions;
+    results/fidelity/acquisition/released_code_comparison.md); "fresh" (default, every committed run) starts a new
+    Generator(seed). Without noise the two are the same.
     target_size > 0 (EPIG): that many points, as class-balanced as possible, held out of the pool as the target set
     (drawn after the rest with their own generator, so initial and validation sets are the same with or without).
     """
     n = len(dataset.train.y)
     _check_count("seed", seed, minimum=0)
+    if validation_draw not in VALIDATION_DRAWS:
+        raise ValueError(f"validation_draw must be one of {', '.join(VALIDATION_DRAWS)}, got {validation_draw!r}")
     g = torch.Generator().manual_seed(seed)
+    if validation_draw == "paper" and dataset.rng_after_noise is not None:
+        g.set_state(dataset.rng_after_noise)
     if isinstance(initial, str):
         if initial != "paper":
             raise ValueError(f"initial must be 'paper' or an int >= 0 (points per class), got {initial!r}")

@@ -27,6 +27,7 @@ REPOSITORY_KEYS = (
     "epoch_samples",
     "max_epochs",
     "description",
+    "validation_draw",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import pickle
 import struct
@@ -15,6 +16,7 @@ import torch
 
 from batchbald import data as D
 from batchbald.data import files as F
+from batchbald.data import find_shared_data, load_dataset, make_splits, prepare_from
 
 PAPER = D.PAPER_INITIAL_MNIST_INDICES
 N_TRAIN, N_TEST = 60000, 500  # the paper's indices go up to 59305
@@ -527,3 +529,32 @@ def test_real_emnist_standin(real_root):
     assert ds.num_classes == 47 and len(ds.train) == 15745 and len(ds.test) == 3760
     assert "".join(ds.classes) == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"
     assert torch.bincount(ds.train.y).tolist() == [335] * 47 and torch.bincount(ds.test.y).tolist() == [80] * 47
+
+
+def _logged_acquisitions(group: str, seed: int) -> set[int] | None:
+    from batchbald.fidelity.replay import official_logs_dir
+
+    path = official_logs_dir() / f"{group}.json"
+    if not path.exists():
+        return None
+    run = next(r for r in json.loads(path.read_text())["runs"] if r["args"]["seed"] == seed)
+    return {i for it in run["iterations"] for i in it["chosen_samples"]}
+
+
+@pytest.mark.skipif(find_shared_data() is None, reason="needs the real MNIST files from the shared data folder")
+def test_the_papers_rmnist_validation_set_continues_after_the_noise(tmp_path):
+    """validation_draw="paper" rebuilds the released code's validation set: it holds none of the points the logged
+    run acquired (about 10 would fall in a set of that size by chance), while the fresh draw holds some."""
+    acquired = _logged_acquisitions("rmnist_w_noise_multibald_bald_k10_b10", 211889)
+    if acquired is None:
+        pytest.skip("needs the official logs (../shared/paper/official_logs)")
+    root = tmp_path / "data"
+    prepare_from(find_shared_data(), root, symlink=True)
+    ds = load_dataset("repeated_mnist", root, repetitions=2, seed=211889, download=False)
+    paper = make_splits(ds, initial="paper", validation_size=3072, seed=211889, validation_draw="paper")
+    fresh = make_splits(ds, initial="paper", validation_size=3072, seed=211889)
+    assert len(acquired & set(paper.validation)) == 0 and len(acquired & set(fresh.validation)) > 0
+    plain = load_dataset("mnist", root, seed=1, download=False)  # no noise: both draws are the same
+    assert make_splits(plain, initial="paper", validation_size=100, seed=1, validation_draw="paper") == make_splits(
+        plain, initial="paper", validation_size=100, seed=1
+    )
