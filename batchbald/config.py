@@ -7,7 +7,7 @@ import re
 
 from batchbald.acquisition import ACQUISITIONS, SCORE_NAMES
 from batchbald.acquisition.stochastic import STOCHASTIC_MODES
-from batchbald.data.datasets import VALIDATION_DRAWS
+from batchbald.data.splits import VALIDATION_DRAWS
 from batchbald.models import MODELS
 from batchbald.train import SAMPLERS, VALIDATION_SETS
 

@@ -18,7 +18,14 @@ import torch
 
 from batchbald.acquisition import grad_embeddings, needs_predictions, requested_inputs, resolve, select
 from batchbald.data import Dataset, Splits
-from batchbald.models import build_model, default_scoring_batch_size, deterministic_outputs, draw_masks, mc_log_probs
+from batchbald.models import (
+    DeterministicOutputs,
+    build_model,
+    default_scoring_batch_size,
+    deterministic_outputs,
+    draw_masks,
+    mc_log_probs,
+)
 from batchbald.train import TrainConfig, evaluate, train_model
 
 
@@ -347,7 +354,10 @@ def _acquire(model, train_x, state: LoopState, target: list[int], n, cfg: LoopCo
             x_t = train_x[torch.as_tensor(target_idx, dtype=torch.long, device=device)]
             inputs["target_log_probs_M_K_C"] = mc_log_probs(model, x_t, masks, batch_size=chunk)
     if any(name != "target_log_probs_M_K_C" for name in wanted):
-        pool_out = deterministic_outputs(model, train_x[pool_idx])
+        parts = [deterministic_outputs(model, train_x[pool_idx[i : i + 8192]]) for i in range(0, len(pool), 8192)]
+        pool_out = DeterministicOutputs(
+            torch.cat([p.features_N_D for p in parts]), torch.cat([p.log_probs_N_C for p in parts])
+        )
         inputs["pool_features_N_D"] = pool_out.features_N_D
         inputs["pool_probs_N_C"] = pool_out.log_probs_N_C.exp()
         if "labelled_features_L_D" in wanted:

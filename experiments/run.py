@@ -29,6 +29,7 @@ from batchbald.data import DataError, load_dataset, make_splits  # noqa: E402
 from batchbald.data.factory import FactoryError  # noqa: E402
 
 IGNORED_FOR_RESUME = ("progress", "wandb", "threads", "scoring_batch_size", "device")
+DATA_LOCATION_KEYS = ("root", "files")  # where the data lives on this machine: not part of a portable fingerprint
 
 
 PROFILE_BOOKKEEPING = ("seeds", "seeds_by_experiment")  # which seeds a sweep runs; no run's numerics
@@ -39,7 +40,7 @@ def fingerprint(config: dict, *, portable: bool = False) -> str:
     resumed from its committed rounds.csv on another machine."""
     kept = {k: v for k, v in config.items() if k not in IGNORED_FOR_RESUME}
     if portable and isinstance(kept.get("dataset"), dict):
-        kept["dataset"] = {k: v for k, v in kept["dataset"].items() if k != "root"}
+        kept["dataset"] = {k: v for k, v in kept["dataset"].items() if k not in DATA_LOCATION_KEYS}
     if isinstance(kept.get("profile"), dict):
         kept["profile"] = {k: v for k, v in kept["profile"].items() if k not in PROFILE_BOOKKEEPING}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]

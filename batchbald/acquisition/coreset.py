@@ -47,6 +47,13 @@ def coreset_batch(
         shape = tuple(pool_features_N_D.shape) if is_tensor else type(pool_features_N_D).__name__
         raise ValueError(f"pool_features_N_D must be a [N, D] tensor with N = {N}, got {shape}")
     pool_N_D = pool_features_N_D.to(torch.float64)
+    lab_ok = isinstance(labelled_features_L_D, torch.Tensor) and (
+        labelled_features_L_D.numel() == 0
+        or (labelled_features_L_D.dim() == 2 and labelled_features_L_D.shape[1] == pool_N_D.shape[1])
+    )
+    if not lab_ok:
+        shape = tuple(labelled_features_L_D.shape) if isinstance(labelled_features_L_D, torch.Tensor) else None
+        raise ValueError(f"labelled_features_L_D must be a [L, D] tensor with D = {pool_N_D.shape[1]}, got {shape}")
     labelled_L_D = labelled_features_L_D.to(torch.float64).reshape(-1, pool_N_D.shape[1])
     for name, t in (("pool_features_N_D", pool_N_D), ("labelled_features_L_D", labelled_L_D)):
         if not bool(torch.isfinite(t).all()):

@@ -149,8 +149,10 @@ SCORE_NAMES = tuple(n for n, f in ACQUISITIONS.items() if acquisition_kind(f) ==
 
 
 def needs_predictions(fn) -> bool:
-    """False for acquisition functions that ignore the model's predictions (random): the pool is not scored."""
-    return bool(getattr(resolve(fn), "needs_predictions", True))
+    """False for acquisition functions that ignore the MC predictions (random, BADGE, CoreSet): the pool is not
+    scored. A function that names target log-probs needs them (the targets share the pool's masks)."""
+    fn = resolve(fn)
+    return bool(getattr(fn, "needs_predictions", True)) or "target_log_probs_M_K_C" in requested_inputs(fn)
 
 
 def resolve(name_or_fn):

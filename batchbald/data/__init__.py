@@ -1,6 +1,8 @@
 """Data: MNIST, Repeated MNIST and EMNIST as tensors, and the splits of a run.
 
-- `datasets`: `load_dataset` (normalisation, subsets, Repeated-MNIST copies and noise) and `make_splits`;
+- `datasets`: `load_dataset` (normalisation, subsets, Repeated-MNIST copies and noise, user factories via `factory`);
+- `splits`: `make_splits` (initial, validation, pool, EPIG's held-out targets);
+- `factory`: checking what a user's dataset factory returns; `fashion_mnist`: the worked example;
 - `files`: finding, checking (checksums) and fetching the IDX files, offline from ../shared/data or online.
 """
 
@@ -10,10 +12,9 @@ from batchbald.data.datasets import (
     PAPER_INITIAL_MNIST_INDICES,
     Dataset,
     ImageSet,
-    Splits,
     load_dataset,
-    make_splits,
 )
+from batchbald.data.splits import Splits, make_splits
 from batchbald.data.files import (
     DATASET_NAMES,
     DataError,

@@ -1,6 +1,6 @@
 """Your own dataset: a factory named by `dataset._target_`, called as factory(train=True) and factory(train=False)
 (plus the config's extra keys), returning either a pair (images, labels) or a torchvision-style dataset with `.data`
-and `.targets`. Images uint8 (0..255) or float, [N, H, W] or [N, C, H, W]; labels integers 0..C−1, and C follows
+and `.targets`. Images uint8 (0..255) or float, [N, H, W], [N, C, H, W] or channels-last [N, H, W, C] with C in 1, 3, 4; labels integers 0..C−1, and C follows
 from the labels. The repository's options apply on top, as for the built-ins (`datasets.assemble`): class-balanced
 subsets, standardisation (the train split's mean and std for user data), noisy repetitions, splits.
 """
@@ -35,27 +35,37 @@ class FactoryError(ValueError):
     """A dataset factory failed or returned something unusable (the message says what and what is allowed)."""
 
 
+PASSED_IF_NAMED = ("root", "split")  # repository keys a factory also gets when its signature names them
+
+
 def factory_kwargs(dataset_cfg: dict, factory=None) -> dict:
-    """The dataset config's keys that go to the factory: those that are not the repository's, and `root` (the data
-    root) when the factory has a `root` parameter (torchvision's datasets do)."""
+    """The dataset config's keys that go to the factory: those that are not the repository's, plus `root` and `split`
+    when the factory names them (torchvision's datasets do); a factory without **kwargs gets only the keys its
+    signature names (so a config's `files:` does not reach torchvision.datasets.FashionMNIST)."""
     kwargs = {k: v for k, v in dataset_cfg.items() if k not in REPOSITORY_KEYS}
-    if factory is not None and "root" in dataset_cfg and _takes(factory, "root"):
-        kwargs["root"] = dataset_cfg["root"]
+    if factory is None:
+        return kwargs
+    params = _parameters(factory)
+    if params is None:
+        return kwargs
+    kwargs.update({k: dataset_cfg[k] for k in PASSED_IF_NAMED if k in dataset_cfg and k in params})
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
     return kwargs
 
 
-def _takes(factory, parameter: str) -> bool:
+def _parameters(factory):
     try:
-        return parameter in inspect.signature(factory).parameters
+        return inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return False
+        return None
 
 
 def _as_tensor(value, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        return value.detach().cpu().clone()  # a copy: standardisation works in place
     try:
-        return torch.as_tensor(np.asarray(value))
+        return torch.from_numpy(np.array(value))  # a copy (also of read-only memory maps)
     except (TypeError, ValueError, RuntimeError) as e:
         raise FactoryError(f"{what} cannot be read as an array ({type(value).__name__}: {e})") from None
 
@@ -83,6 +93,8 @@ def call_factory(factory, *, train: bool, kwargs: dict) -> tuple[torch.Tensor, t
     y = _as_tensor(labels, f"the {part} labels")
     if x.dim() == 3:
         x = x.unsqueeze(1)
+    elif x.dim() == 4 and x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.permute(0, 3, 1, 2).contiguous()  # channels-last [N, H, W, C] (e.g. torchvision's CIFAR .data)
     if x.dim() != 4 or min(x.shape) < 1:
         raise FactoryError(f"the {part} images must be [N, H, W] or [N, C, H, W], got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8 and not x.is_floating_point():

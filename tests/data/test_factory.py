@@ -216,3 +216,29 @@ def test_fashion_mnist_with_a_wrong_file_fails_with_its_checksum(tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DataError, match="checksum mismatch"):
         fashion_mnist(train=True, files=str(tmp_path))
+
+
+def test_the_factorys_arrays_are_not_changed_and_channels_last_is_understood(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(40, 10, 10, 3, generator=g)  # float32, channels-last
+    before = images.clone()
+    memmap = tmp_path / "x.npy"
+    np.save(memmap, before.numpy())
+    for source in (images, np.load(memmap, mmap_mode="r")):  # a tensor the caller keeps; a read-only memory map
+        ds = load_dataset("mine", "unused", factory=lambda train, s=source: (s, torch.arange(40) % 2))
+        assert ds.train.x.shape == (40, 3, 10, 10)
+        torch.testing.assert_close(ds.train.x[:, 1], (before[..., 1] - before.mean()) / before.std(), atol=1e-4, rtol=0)
+    assert torch.equal(images, before)
+
+
+def test_a_factory_gets_only_the_keys_it_names_unless_it_takes_kwargs():
+    cfg = {"_target_": "m.f", "name": "x", "root": "r", "split": "s", "files": "/f", "download": True}
+
+    def torchvision_like(root, train=True, download=False):
+        return None
+
+    def anything(train, **kwargs):
+        return None
+
+    assert factory_kwargs(cfg, torchvision_like) == {"root": "r", "download": True}
+    assert factory_kwargs(cfg, anything) == {"files": "/f", "download": True}
