@@ -164,29 +164,31 @@ def _plugins(config: dict):
         check_acquisition(fn, stochastic=acq.get("stochastic"), num_samples=acq.get("num_samples"))
     except ValueError as e:
         raise ConfigError(f"acquisition._target_={acq['_target_']}: {e}") from None
-    try:
-        factory = import_target(model["_target_"])
-    except ValueError as e:
-        raise ConfigError(f"model._target_={model['_target_']}: {e}") from None
-    if not callable(factory):
-        raise ConfigError(f"model._target_={model['_target_']}: {factory!r} is not callable")
+    factory = _callable_target("model", model["_target_"])
     kwargs = {k: v for k, v in model.items() if k not in ("_target_", "name")}
     return fn, functools.partial(factory, **kwargs)
+
+
+def _callable_target(key: str, path: str):
+    """The callable `<key>._target_` names; a one-line ConfigError naming the key and the path if it is not one."""
+    from batchbald.plugins import import_target
+
+    try:
+        target = import_target(path)
+    except ValueError as e:
+        raise ConfigError(f"{key}._target_={path}: {e}") from None
+    if not callable(target):
+        raise ConfigError(f"{key}._target_={path}: {target!r} is not callable")
+    return target
 
 
 def _dataset_factory(ds: dict):
     """The factory `dataset._target_` names and the keys it gets (None, {} for the built-ins)."""
     from batchbald.data.factory import factory_kwargs
-    from batchbald.plugins import import_target
 
     if ds.get("_target_") is None:
         return None, {}
-    try:
-        factory = import_target(ds["_target_"])
-    except ValueError as e:
-        raise ConfigError(f"dataset._target_={ds['_target_']}: {e}") from None
-    if not callable(factory):
-        raise ConfigError(f"dataset._target_={ds['_target_']}: {factory!r} is not callable")
+    factory = _callable_target("dataset", ds["_target_"])
     return factory, factory_kwargs(ds, factory)
 
 
