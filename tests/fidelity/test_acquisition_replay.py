@@ -175,3 +175,27 @@ def test_the_script_replays_a_slice_resumes_and_reports(tmp_path, monkeypatch):
     assert section[0] == "### Acquisition replay (`make replay-acquisition`)" and "![Acquisition replay" in section[-2]
     with pytest.raises(SystemExit):
         script.build_parser().parse_args(["--scoring-rule", "validation"])
+
+
+def test_by_size_table_means_each_labelled_size_and_splits_early_from_late():
+    from batchbald.fidelity.acquisition_summary import EARLY_LABELS, by_size, by_size_markdown
+
+    rows = []
+    # two runs, steps from 60 and 110 labels; ours − logged: run a −0.02 / +0.01, run b −0.04 / +0.03
+    for run, deltas in (("a", (-0.02, 0.01)), ("b", (-0.04, 0.03))):
+        for r, (size, delta) in enumerate(zip((60, 110), deltas)):
+            for side, acc in (("logged", 0.8), ("nested", 0.8 + delta)):
+                rows.append(
+                    dict(group="rmnist_w_noise_multibald_bald_k10_b10", setting="default", run=run, round=r,
+                         side=side, accuracy=acc, joint_mi=1.0, labelled_size=size)
+                )  # fmt: skip
+    table = by_size(pd.DataFrame(rows))
+    assert EARLY_LABELS == 100 and len(table) == 1
+    row = table.iloc[0]
+    assert row[60] == "-0.030 (2)" and row[110] == "+0.020 (2)"
+    assert row["early"].startswith("-0.0300 [-0.0400, -0.0200] (2)")  # the interval resamples the two runs
+    assert row["late"].startswith("+0.0200 [+0.0100, +0.0300] (2)")
+    lines = by_size_markdown(table)
+    assert lines[0].split(" | ")[3:5] == ["L=60", "L=110"] and "RMNIST BatchBALD" in lines[2]
+    one_size = pd.DataFrame([r for r in rows if r["labelled_size"] == 60])
+    assert by_size(one_size).empty and by_size_markdown(by_size(one_size)) == []
