@@ -3,7 +3,8 @@
 - `replay`: reading the logs, and retraining our model on a logged round's labelled set (training fidelity);
 - `summary`, `variants`: the training replay's tables, figure and stopping-rule comparison (results/fidelity/);
 - `acquisition_replay`, `acquisition_summary`: from a logged labelled set, our batch against the logged batch
-  (acquisition fidelity, results/fidelity/acquisition/).
+  (acquisition fidelity, results/fidelity/acquisition/);
+- `run_level`: our paper-profile runs against the logged runs of the same seeds, whole trajectories (REPORT).
 """
 
 from batchbald.fidelity.replay import LoggedGroup, LoggedRound, LoggedRun, ReplayError, load_log, replay_round
