@@ -82,8 +82,9 @@ def baselines_section(df: pd.DataFrame, groups, infos: dict) -> list[str]:
         lines += [
             "Quartiles over seeds (q25/median/q75). Last column: the method minus BatchBALD paired by seed, median "
             "and 95% bootstrap interval of the median; better/worse when the interval excludes 0 with at least "
-            f"{checks.MIN_PAIRS} pairs, else tie (bounds: a run never reached 90% and counts as its budget). "
-            "Seconds: median over rounds on the 2-core box; runs made while other jobs loaded it are slower.",
+            f"{checks.MIN_PAIRS} pairs, else tie"
+            + (" (bounds: a run never reached 90% and counts as its budget)" if points else "")
+            + ". Seconds: median over rounds on the 2-core box; runs made while other jobs loaded it are slower.",
             "",
         ]
         if points and group.dataset_label == "Repeated MNIST":
