@@ -2,6 +2,8 @@
 
     python scripts/replay.py --group rmnist_w_noise_independent_bald_k10_b10 --rounds 10 --trials 2
     python scripts/replay.py --group mnist_w_noise_independent_bald_k10_b10 --validation-set labelled --jobs 2
+    python scripts/replay.py --group rmnist_w_noise_multibald_bald_k10_b10 --ours rmnist_batchbald --trials 2
+                                               # the same training on our own paper-profile runs' labelled sets
     python scripts/replay.py --report          # tables, figure and summary from what results/fidelity holds
 
 Rows go to results/fidelity/<validation_set>/<group>.csv (one per run, round and trial, with the logged accuracy,
@@ -45,11 +47,11 @@ def _worker(job: dict) -> dict:
 
     torch.set_num_threads(1)
     cache = _worker.__dict__.setdefault("cache", {})
-    key = (job["log"], job["noise_seed"])
+    key = (job["log"], job.get("ours_name"), job["noise_seed"])
     if key not in cache:
         if len(cache) >= 4:  # a few datasets per process (one per run: its noise), oldest out
             cache.pop(next(iter(cache)))
-        group = replay.load_log(job["log"])
+        group = _load_group(job)
         setting = replay.replay_setting(group)
         cache[key] = (group, setting, replay.load_replay_dataset(setting, job["data_root"], job["noise_seed"]))
     group, setting, dataset = cache[key]
@@ -86,6 +88,17 @@ def _worker(job: dict) -> dict:
     ]
 
 
+def _load_group(job: dict):
+    """The logged group of a job, or our own runs of an experiment (--ours) under that group's settings."""
+    from batchbald.data import PAPER_INITIAL_MNIST_INDICES
+    from batchbald.fidelity import replay
+
+    logged = replay.load_log(job["log"])
+    if not job.get("ours_name"):
+        return logged
+    return replay.load_our_runs(job["ours_dirs"], logged, PAPER_INITIAL_MNIST_INDICES, job["ours_name"])
+
+
 def output_csv(out: Path, rule: str, group: str) -> Path:
     return out / rule / f"{group}.csv"
 
@@ -97,6 +110,9 @@ def plan(args) -> list[dict]:
     for name in args.group:
         log = args.logs / f"{name}.json"
         group = load_log(log)
+        if args.ours:
+            provenance["ours_name"], provenance["ours_dirs"] = f"ours_{args.ours}", _our_run_dirs(args)
+            group = _load_group({"log": str(log), **provenance})
         replay_setting(group)  # fails early, with its reason, for groups we cannot replay (EMNIST)
         done = {}
         for rule in args.validation_set:
@@ -127,6 +143,15 @@ def plan(args) -> list[dict]:
                         )
     # round by round across the groups too, so that a replay stopped early covers every group and run
     return sorted(jobs, key=lambda j: (j["round"], j["group_index"]))
+
+
+def _our_run_dirs(args) -> list[str]:
+    dirs = sorted(str(p.parent) for p in (args.runs_root / args.ours).glob("seed*/rounds.csv"))
+    if args.seeds is not None:
+        dirs = [d for d in dirs if int(Path(d).name.removeprefix("seed")) in args.seeds]
+    if not dirs:
+        raise ReplayError(f"no runs of {args.ours} under {args.runs_root} (seeds: {args.seeds or 'all'})")
+    return dirs
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -167,15 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
         "either with _mc<k> (scored by the k-sample MC-dropout prediction instead of the deterministic net, "
         "e.g. labelled_mc10); several share one training run per trial (default: heldout labelled)",
     )
+    parser.add_argument(
+        "--ours",
+        metavar="EXPERIMENT",
+        help="retrain on our own runs' labelled sets instead of the logged ones (runs under --runs-root/EXPERIMENT, "
+        "settings of the one --group the experiment reproduces; rows to --out, default results/fidelity/own_states)",
+    )
+    parser.add_argument("--runs-root", type=Path, default=REPO / "results" / "runs" / "paper")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (one thread each)")
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("BATCHBALD_DATA", REPO / "data")))
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "fidelity")
+    parser.add_argument("--out", type=Path, default=None, help="default results/fidelity (--ours: its own_states/)")
     parser.add_argument("--report", action="store_true", help="only write tables, figure and summary.md")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.ours and len(args.group) != 1:
+        print("error: --ours needs exactly one --group: the official group whose settings the runs follow", file=sys.stderr)
+        return 2
+    if args.out is None:
+        args.out = REPO / "results" / "fidelity" / ("own_states" if args.ours else "")
     if args.report:
         try:
             written = fidelity.write_report(args.out)

@@ -14,6 +14,7 @@ everything else in the loop (acquisition, scoring, pool).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -123,6 +124,35 @@ def load_log(path: str | Path) -> LoggedGroup:
         raise ReplayError(f"official log {path} not found") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReplayError(f"{path} is not an official-log JSON file ({type(e).__name__}: {e})") from None
+
+
+def load_our_runs(run_dirs: list[str | Path], like: LoggedGroup, initial: list[int], name: str) -> LoggedGroup:
+    """Our own runs (each folder's rounds.csv) as a group of "logged" runs, so that the training replay can retrain
+    on our labelled sets exactly as on the paper's: round r's set is `initial` + every batch acquired before r, its
+    accuracy, NLL and epochs are what our run recorded. The logged args (dataset and training) are those of `like`,
+    the official group the experiment reproduces; a run's seed is its folder's `seed<N>`."""
+    if not like.runs:
+        raise ReplayError(f"group {like.group} has no runs to take the settings from")
+    runs = []
+    for folder in map(Path, run_dirs):
+        path = folder / "rounds.csv"
+        try:
+            seed = int(folder.name.removeprefix("seed"))
+            rows = sorted(csv.DictReader(path.open()), key=lambda row: int(row["round"]))
+            labelled, rounds = list(initial), []
+            for i, row in enumerate(rows):
+                if int(row["round"]) != i or int(row["labelled_size"]) != len(labelled):
+                    raise ReplayError(f"{path}: round {row['round']} does not follow from the rounds before it")
+                rounds.append(
+                    LoggedRound(i, tuple(labelled), float(row["test_accuracy"]), float(row["test_nll"]), int(row["epochs"]))
+                )
+                labelled += [int(j) for j in json.loads(row["acquired_indices"])]
+        except ReplayError:
+            raise
+        except (OSError, ValueError, KeyError) as e:
+            raise ReplayError(f"{path} is not a run's rounds.csv ({type(e).__name__}: {e})") from None
+        runs.append(LoggedRun(f"{name}_{seed}", seed, dict(like.runs[0].args), tuple(rounds), frozenset(labelled)))
+    return LoggedGroup(name, tuple(runs))
 
 
 def replay_setting(group: LoggedGroup) -> ReplaySetting:

@@ -325,6 +325,17 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     assert (rows["nll_per_mask"] >= rows["nll"]).all()
     assert script.plan(script.build_parser().parse_args(argv)) == []  # resumed: nothing left to do
 
+    # --ours: the same training on our own run's labelled sets; a run of the same seed from the same 20 points
+    # trains with the same seeds, so it reproduces the logged-set row of that trial exactly
+    write_our_run(tmp_path / "runs" / "tiny" / "seed7", [[5]], initial_size=20)
+    ours = [*argv[:4], "--ours", "tiny", "--runs-root", str(tmp_path / "runs"), "--out", str(tmp_path / "own"), *argv[6:]]
+    ours += ["--validation-set", "labelled"]
+    assert script.main(ours) == 0
+    own = pd.read_csv(tmp_path / "own" / "labelled" / "ours_tiny.csv")
+    assert list(own["run"]) == ["ours_tiny_7"] and list(own["logged_accuracy"]) == [0.5]  # what our run recorded
+    logged = rows[rows["validation_set"] == "labelled"].iloc[0]
+    assert own["accuracy"].iloc[0] == logged["accuracy"] and own["epochs"].iloc[0] == logged["epochs"]
+
 
 def test_report_section_for_results_md(tmp_path):
     root = tmp_path / "results" / "fidelity"
@@ -384,3 +395,49 @@ def test_run_bootstrap_resamples_whole_runs():
     assert means[0] in (0.0, 1 / 3, 1.0)
     assert run_bootstrap_ci([np.array([0.5, 0.5])] * 3, np.median) == (0.5, 0.5)
     assert all(np.isnan(run_bootstrap_ci([], np.mean)))
+
+
+def write_our_run(folder: Path, batches: list[list[int]], initial_size: int = 4) -> Path:
+    folder.mkdir(parents=True)
+    size, rows = initial_size, []
+    for r, batch in enumerate(batches):
+        rows.append(
+            {
+                "round": r,
+                "labelled_size": size,
+                "test_accuracy": 0.5 + r / 10,
+                "test_nll": 1.0,
+                "epochs": 4 + r,
+                "acquired_indices": json.dumps(batch),
+            }
+        )
+        size += len(batch)
+    pd.DataFrame(rows).to_csv(folder / "rounds.csv", index=False)
+    return folder
+
+
+def test_our_runs_become_a_group_with_the_logged_settings(tmp_path):
+    like = replay.load_log(write_log(tmp_path / "g.json"))
+    a = write_our_run(tmp_path / "runs" / "seed11", [[10, 11], [20, 21], []])
+    b = write_our_run(tmp_path / "runs" / "seed12", [[30, 31]])
+    group = replay.load_our_runs([a, b], like, [0, 1, 2, 3], "ours_x")
+    assert group.group == "ours_x" and [r.name for r in group.runs] == ["ours_x_11", "ours_x_12"]
+    run = group.runs[0]
+    assert run.seed == 11 and run.args == like.runs[0].args
+    assert [r.labelled for r in run.rounds] == [(0, 1, 2, 3), (0, 1, 2, 3, 10, 11), (0, 1, 2, 3, 10, 11, 20, 21)]
+    assert [r.accuracy for r in run.rounds] == [0.5, 0.6, 0.7] and [r.epochs for r in run.rounds] == [4, 5, 6]
+    assert run.ever_labelled == {0, 1, 2, 3, 10, 11, 20, 21}
+    assert replay.replay_setting(group) == replay.replay_setting(like)
+
+
+def test_our_runs_that_do_not_add_up_stop_with_one_line(tmp_path):
+    like = replay.load_log(write_log(tmp_path / "g.json"))
+    bad = write_our_run(tmp_path / "seed5", [[10, 11], [20]])
+    rows = pd.read_csv(bad / "rounds.csv")
+    rows.loc[1, "labelled_size"] = 7  # 4 initial + 2 acquired = 6
+    rows.to_csv(bad / "rounds.csv", index=False)
+    with pytest.raises(replay.ReplayError, match=r"seed5/rounds.csv: round 1 does not follow"):
+        replay.load_our_runs([bad], like, [0, 1, 2, 3], "ours")
+    (tmp_path / "seedx").mkdir()
+    with pytest.raises(replay.ReplayError, match="is not a run's rounds.csv"):
+        replay.load_our_runs([tmp_path / "seedx"], like, [0, 1, 2, 3], "ours")
