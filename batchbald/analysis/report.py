@@ -25,7 +25,7 @@ from batchbald.analysis.markdown import (
     table,
     trials_text,
 )
-from batchbald.fidelity import acquisition_summary, run_level
+from batchbald.fidelity import acquisition_summary, own_states, run_level
 from batchbald.fidelity import summary as fidelity
 
 PROFILE_ORDER = ("quick", "paper")
@@ -375,4 +375,5 @@ def build_report(
         lines += fidelity.report_section(results_dir / "fidelity", report_path.parent)
         lines += acquisition_summary.report_section(results_dir / "fidelity" / "acquisition", report_path.parent)
         lines += run_level.report_section(df, lambda e: label_of(e, groups))
+        lines += own_states.report_section(results_dir / "fidelity")
     return "\n".join(lines).rstrip() + "\n"
