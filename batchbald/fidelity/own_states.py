@@ -5,7 +5,8 @@
 labelled sets of the same seed and round (results/fidelity/<rule>/<group>.csv). Paired row by row (seed, round,
 trial), the difference is the value of our state against the paper's at that labelled size, with training noise
 shared; our run's own model is trial 0 (the loop seeds its round model as the replay seeds trial 0), so trial 0 on
-our sets reproduces what our runs recorded, a check of the pairing.
+our sets gives back what our runs recorded, a check of the pairing (to the last digits when the runs were made by
+an earlier commit whose arithmetic differs slightly).
 
     frame = paired(own_rows, logged_rows)     # one row per (seed, round, trial)
     lines = report_section(Path("results/fidelity"))
@@ -35,7 +36,7 @@ def paired(own: pd.DataFrame, logged: pd.DataFrame) -> pd.DataFrame:
     )
     both["state_delta"] = both["accuracy_own"] - both["accuracy_log"]
     both["run_delta"] = both["logged_accuracy_own"] - both["logged_accuracy_log"]
-    both["reproduces_run"] = (both["trial"] == 0) & (both["accuracy_own"] == both["logged_accuracy_own"])
+    both["trial0_gap"] = (both["accuracy_own"] - both["logged_accuracy_own"]).where(both["trial"] == 0)
     return both.drop(columns="labelled_size_log").reset_index(drop=True)
 
 
@@ -60,14 +61,14 @@ def markdown(frame: pd.DataFrame, name: str) -> list[str]:
     runs = later.drop_duplicates(["seed", "round"])
     state, state_ci = later["state_delta"].mean(), run_bootstrap_ci(_by_seed(later, "state_delta"), np.mean)
     run, run_ci = runs["run_delta"].mean(), run_bootstrap_ci(_by_seed(runs, "run_delta"), np.mean)
-    trial0 = frame[frame["trial"] == 0]
+    gaps = frame["trial0_gap"].dropna().abs()
     lines += [
         "",
         f"After the shared initial set ({len(later)} paired trainings, {later['seed'].nunique()} seeds, "
         f"L = {later['labelled_size'].min()}–{later['labelled_size'].max()}): state Δ {state:+.4f} "
         f"[{state_ci[0]:+.4f}, {state_ci[1]:+.4f}]; what the runs recorded at the same sizes, Δ {run:+.4f} "
-        f"[{run_ci[0]:+.4f}, {run_ci[1]:+.4f}]. Trial 0 on our sets reproduces our run's recorded accuracy in "
-        f"{int(trial0['reproduces_run'].sum())} of {len(trial0)} rounds.",
+        f"[{run_ci[0]:+.4f}, {run_ci[1]:+.4f}]. Trial 0 on our sets against our run's recorded accuracy: "
+        f"|Δ| median {gaps.median():.4f}, max {gaps.max():.4f} over {len(gaps)} rounds.",
     ]
     return lines
 

@@ -40,10 +40,12 @@ def test_pairs_rows_and_separates_the_state_from_what_the_runs_recorded():
     assert at.loc[(2, 40, 1), "state_delta"] == pytest.approx(-0.02)
     assert at.loc[(1, 30, 0), "state_delta"] == pytest.approx(0.63 - 0.53)
     assert list(frame["run_delta"]) == pytest.approx([-0.1] * 12)
-    assert frame["reproduces_run"].sum() == 2  # trial 0 at L=30, both seeds
+    gaps = frame.set_index(["seed", "labelled_size", "trial"])["trial0_gap"]
+    assert gaps[(1, 30, 0)] == 0 and gaps[(2, 30, 0)] == 0 and gaps[(1, 20, 0)] == pytest.approx(0.52 - 0.62)
+    assert gaps.xs(1, level="trial").isna().all()
     text = "\n".join(own_states.markdown(frame, "x"))
     assert "| state Δ (trials) | +0.000 | " in text and "| recorded Δ (runs) | -0.100 | -0.100 | -0.100 |" in text
-    assert "8 paired trainings, 2 seeds, L = 30–40" in text and "in 2 of 6 rounds" in text
+    assert "8 paired trainings, 2 seeds, L = 30–40" in text and "|Δ| median 0.1000, max 0.1200 over 6 rounds" in text
 
 
 def test_rows_of_another_size_are_not_paired():
