@@ -68,7 +68,9 @@ def markdown(frame: pd.DataFrame, name: str) -> list[str]:
         f"L = {later['labelled_size'].min()}–{later['labelled_size'].max()}): state Δ {state:+.4f} "
         f"[{state_ci[0]:+.4f}, {state_ci[1]:+.4f}]; what the runs recorded at the same sizes, Δ {run:+.4f} "
         f"[{run_ci[0]:+.4f}, {run_ci[1]:+.4f}]. Trial 0 on our sets against our run's recorded accuracy: "
-        f"|Δ| median {gaps.median():.4f}, max {gaps.max():.4f} over {len(gaps)} rounds.",
+        f"|Δ| median {gaps.median():.4f}, max {gaps.max():.4f} over {len(gaps)} rounds. State Δ per seed: "
+        + ", ".join(f"{seed} {d:+.3f}" for seed, d in later.groupby("seed")["state_delta"].mean().items())
+        + ".",
     ]
     return lines
 

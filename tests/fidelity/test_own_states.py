@@ -46,6 +46,7 @@ def test_pairs_rows_and_separates_the_state_from_what_the_runs_recorded():
     text = "\n".join(own_states.markdown(frame, "x"))
     assert "| state Δ (trials) | +0.000 | " in text and "| recorded Δ (runs) | -0.100 | -0.100 | -0.100 |" in text
     assert "8 paired trainings, 2 seeds, L = 30–40" in text and "|Δ| median 0.1000, max 0.1200 over 6 rounds" in text
+    assert "State Δ per seed: 1 +0.017, 2 +0.010." in text  # (0.10 − 0.01 × 3) / 4, (0.10 − 0.02 × 3) / 4
 
 
 def test_rows_of_another_size_are_not_paired():
