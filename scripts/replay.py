@@ -209,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ours and len(args.group) != 1:
-        print("error: --ours needs exactly one --group: the official group whose settings the runs follow", file=sys.stderr)
+        print(
+            "error: --ours needs exactly one --group: the official group whose settings the runs follow",
+            file=sys.stderr,
+        )
         return 2
     if args.out is None:
         args.out = REPO / "results" / "fidelity" / ("own_states" if args.ours else "")

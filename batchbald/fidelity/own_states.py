@@ -52,7 +52,9 @@ def markdown(frame: pd.DataFrame, name: str) -> list[str]:
     lines = [
         "| " + " | ".join([name, *(f"L={s}" for s in sizes)]) + " |",
         "|" + "---|" * (len(sizes) + 1),
-        "| state Δ (trials) | " + " | ".join(f"{per_size.get_group(s)['state_delta'].mean():+.3f}" for s in sizes) + " |",
+        "| state Δ (trials) | "
+        + " | ".join(f"{per_size.get_group(s)['state_delta'].mean():+.3f}" for s in sizes)
+        + " |",
         "| recorded Δ (runs) | "
         + " | ".join(f"{per_size.get_group(s).drop_duplicates('seed')['run_delta'].mean():+.3f}" for s in sizes)
         + " |",

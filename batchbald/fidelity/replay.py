@@ -144,7 +144,9 @@ def load_our_runs(run_dirs: list[str | Path], like: LoggedGroup, initial: list[i
                 if int(row["round"]) != i or int(row["labelled_size"]) != len(labelled):
                     raise ReplayError(f"{path}: round {row['round']} does not follow from the rounds before it")
                 rounds.append(
-                    LoggedRound(i, tuple(labelled), float(row["test_accuracy"]), float(row["test_nll"]), int(row["epochs"]))
+                    LoggedRound(
+                        i, tuple(labelled), float(row["test_accuracy"]), float(row["test_nll"]), int(row["epochs"])
+                    )
                 )
                 labelled += [int(j) for j in json.loads(row["acquired_indices"])]
         except ReplayError:

@@ -328,7 +328,16 @@ def test_script_replays_one_logged_round_and_resumes(tmp_path):
     # --ours: the same training on our own run's labelled sets; a run of the same seed from the same 20 points
     # trains with the same seeds, so it reproduces the logged-set row of that trial exactly
     write_our_run(tmp_path / "runs" / "tiny" / "seed7", [[5]], initial_size=20)
-    ours = [*argv[:4], "--ours", "tiny", "--runs-root", str(tmp_path / "runs"), "--out", str(tmp_path / "own"), *argv[6:]]
+    ours = [
+        *argv[:4],
+        "--ours",
+        "tiny",
+        "--runs-root",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "own"),
+        *argv[6:],
+    ]
     ours += ["--validation-set", "labelled"]
     assert script.main(ours) == 0
     own = pd.read_csv(tmp_path / "own" / "labelled" / "ours_tiny.csv")
