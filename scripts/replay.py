@@ -88,12 +88,13 @@ def _worker(job: dict) -> dict:
     ]
 
 
-def _load_group(job: dict):
-    """The logged group of a job, or our own runs of an experiment (--ours) under that group's settings."""
+def _load_group(job: dict, logged=None):
+    """The logged group of a job (`logged` when already read), or our own runs of an experiment (--ours) under that
+    group's settings."""
     from batchbald.data import PAPER_INITIAL_MNIST_INDICES
     from batchbald.fidelity import replay
 
-    logged = replay.load_log(job["log"])
+    logged = logged or replay.load_log(job["log"])
     if not job.get("ours_name"):
         return logged
     return replay.load_our_runs(job["ours_dirs"], logged, PAPER_INITIAL_MNIST_INDICES, job["ours_name"])
@@ -112,7 +113,7 @@ def plan(args) -> list[dict]:
         group = load_log(log)
         if args.ours:
             provenance["ours_name"], provenance["ours_dirs"] = f"ours_{args.ours}", _our_run_dirs(args)
-            group = _load_group({"log": str(log), **provenance})
+            group = _load_group({"log": str(log), **provenance}, logged=group)
         replay_setting(group)  # fails early, with its reason, for groups we cannot replay (EMNIST)
         done = {}
         for rule in args.validation_set:

@@ -14,7 +14,6 @@ everything else in the loop (acquisition, scoring, pool).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -25,6 +24,7 @@ import torch
 
 from batchbald.data import Dataset, load_dataset
 from batchbald.models import build_model
+from batchbald.tracking import read_rounds
 from batchbald.train import TrainConfig, evaluate, train_model_rules
 
 # The logs' DatasetEnum names -> (our dataset, extra copies). "w_noise" datasets add N(0, 0.1²) per element.
@@ -138,21 +138,15 @@ def load_our_runs(run_dirs: list[str | Path], like: LoggedGroup, initial: list[i
         path = folder / "rounds.csv"
         try:
             seed = int(folder.name.removeprefix("seed"))
-            rows = sorted(csv.DictReader(path.open()), key=lambda row: int(row["round"]))
-            labelled, rounds = list(initial), []
-            for i, row in enumerate(rows):
-                if int(row["round"]) != i or int(row["labelled_size"]) != len(labelled):
-                    raise ReplayError(f"{path}: round {row['round']} does not follow from the rounds before it")
-                rounds.append(
-                    LoggedRound(
-                        i, tuple(labelled), float(row["test_accuracy"]), float(row["test_nll"]), int(row["epochs"])
-                    )
-                )
-                labelled += [int(j) for j in json.loads(row["acquired_indices"])]
-        except ReplayError:
-            raise
+            records = sorted(read_rounds(path), key=lambda r: r.round)
         except (OSError, ValueError, KeyError) as e:
             raise ReplayError(f"{path} is not a run's rounds.csv ({type(e).__name__}: {e})") from None
+        labelled, rounds = list(initial), []
+        for i, r in enumerate(records):
+            if r.round != i or r.labelled_size != len(labelled):
+                raise ReplayError(f"{path}: round {r.round} does not follow from the rounds before it")
+            rounds.append(LoggedRound(i, tuple(labelled), r.test_accuracy, r.test_nll, r.epochs))
+            labelled += r.acquired_indices
         runs.append(LoggedRun(f"{name}_{seed}", seed, dict(like.runs[0].args), tuple(rounds), frozenset(labelled)))
     return LoggedGroup(name, tuple(runs))
 

@@ -407,21 +407,18 @@ def test_run_bootstrap_resamples_whole_runs():
 
 
 def write_our_run(folder: Path, batches: list[list[int]], initial_size: int = 4) -> Path:
+    """A rounds.csv as the loop writes it (tracking.rounds_frame), one row per batch."""
+    from batchbald.loop import RoundRecord
+    from batchbald.tracking import rounds_frame
+
     folder.mkdir(parents=True)
-    size, rows = initial_size, []
+    size, records = initial_size, []
     for r, batch in enumerate(batches):
-        rows.append(
-            {
-                "round": r,
-                "labelled_size": size,
-                "test_accuracy": 0.5 + r / 10,
-                "test_nll": 1.0,
-                "epochs": 4 + r,
-                "acquired_indices": json.dumps(batch),
-            }
+        records.append(
+            RoundRecord(r, size, 0.5 + r / 10, 1.0, 4 + r, batch, [0] * len(batch), [], 0.0, [], 1.0, 0.0, 0.0, 0.0)
         )
         size += len(batch)
-    pd.DataFrame(rows).to_csv(folder / "rounds.csv", index=False)
+    rounds_frame(records).to_csv(folder / "rounds.csv", index=False)
     return folder
 
 
