@@ -57,10 +57,10 @@ reproduce-figures: install data
 # from rounds.csv). Commits nothing. Stop: `make campaign-stop`, then commit every run's rounds.csv and run.json and
 # run `make figures`.
 CAMPAIGN := $(PY) scripts/reproduce.py --profile paper --jobs 1 --threads 1 --data-root $(DATA) --no-figures
-CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald --seeds 211889 332929 424817 741209 887341 920641; \
-	$(CAMPAIGN) --experiments rmnist_var_ratios --seeds 211889 332929 424817; \
+CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald --seeds 211889 332929 424817 741209 887341 920641 && \
+	$(CAMPAIGN) --experiments rmnist_var_ratios --seeds 211889 332929 424817 && \
 	$(CAMPAIGN) --experiments rmnist_rep2_bald --seeds 887341 920641
-CAMPAIGN_B := $(CAMPAIGN) --experiments rmnist_random rmnist_mean_std --seeds 211889 332929 424817; \
+CAMPAIGN_B := $(CAMPAIGN) --experiments rmnist_random rmnist_mean_std --seeds 211889 332929 424817 && \
 	$(CAMPAIGN) --experiments rmnist_batchbald --seeds 887341 920641
 campaign: install data
 	mkdir -p logs
@@ -69,14 +69,15 @@ campaign: install data
 	nice -n 10 sh -c '$(CAMPAIGN_B)' > logs/campaign-$$stamp-b.log 2>&1 & \
 	wait
 
-# Stops the campaign and every worker process it started (Hydra's joblib/loky workers outlive their parent otherwise).
-# It matches by command line, so it also stops paper-profile runs started by hand (e.g. from a git worktree).
+# Stops the campaign: its chains and every paper-profile run, matched by command line (so also paper runs started by
+# hand, e.g. from a git worktree), then the loky and wandb workers by name (they outlive their parent otherwise;
+# those of any other run on the box go too).
 campaign-stop:
 	-pkill -f '[s]cripts/reproduce.py --profile paper'
-	-pkill -f '[e]xperiments/run.py -m'
+	-pkill -f '[e]xperiments/run.py -m .*profile=paper'
 	-pkill -f '[l]oky'
 	-pkill -f '[w]andb-(core|symon)'
-	@sleep 2; if pgrep -f '[e]xperiments/run.py -m' >/dev/null; then echo "campaign-stop: runs still alive"; exit 1; fi
+	@sleep 2; if pgrep -f '[e]xperiments/run.py -m .*profile=paper' >/dev/null; then echo "campaign-stop: paper-profile runs still alive"; exit 1; fi
 
 # Rerun the first rounds of a committed run and check they are identical (RUN=<run dir>, ROUNDS=3).
 verify: install data
