@@ -72,12 +72,13 @@ campaign: install data
 # Stops the campaign: its chains and every paper-profile run, matched by command line (so also paper runs started by
 # hand, e.g. from a git worktree), then the loky and wandb workers by name (they outlive their parent otherwise;
 # those of any other run on the box go too).
+PAPER_RUNS := [e]xperiments/run.py -m .*profile=paper
 campaign-stop:
 	-pkill -f '[s]cripts/reproduce.py --profile paper'
-	-pkill -f '[e]xperiments/run.py -m .*profile=paper'
+	-pkill -f '$(PAPER_RUNS)'
 	-pkill -f '[l]oky'
 	-pkill -f '[w]andb-(core|symon)'
-	@sleep 2; if pgrep -f '[e]xperiments/run.py -m .*profile=paper' >/dev/null; then echo "campaign-stop: paper-profile runs still alive"; exit 1; fi
+	@sleep 2; if pgrep -f '$(PAPER_RUNS)' >/dev/null; then echo "campaign-stop: paper-profile runs still alive"; exit 1; fi
 
 # Rerun the first rounds of a committed run and check they are identical (RUN=<run dir>, ROUNDS=3).
 verify: install data
