@@ -51,17 +51,21 @@ reproduce-figures: install data
 	$(PY) scripts/reproduce.py --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS),) --data-root $(DATA) $(if $(TABLE1),--table1,) \
 		$(if $(BASELINES),--baselines,) $(if $(SEEDS),--seeds $(SEEDS),)
 
-# The paper-scale Repeated MNIST campaign (issue 27), niced, in two chains of one job each (one a core, so neither core
+# The paper-scale Repeated MNIST campaign (issue 27, then Fig 10's last two groups: BALD with 1 repetition and
+# BatchBALD with 4), niced, in two chains of one job each (one a core, so neither core
 # idles at the tail of a group), logged to logs/campaign-<date>-{a,b}.log; each chain keeps the issue's order (the
 # BALD-family groups first). Finished runs are skipped, unfinished ones resume (from checkpoint.pt, or on a fresh clone
 # from rounds.csv). Commits nothing. Stop: `make campaign-stop`, then commit every run's rounds.csv and run.json and
 # run `make figures`.
+PAPER_SEEDS := 211889 332929 424817 741209 887341 920641
 CAMPAIGN := $(PY) scripts/reproduce.py --profile paper --jobs 1 --threads 1 --data-root $(DATA) --no-figures
-CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald --seeds 211889 332929 424817 741209 887341 920641 && \
+CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald --seeds $(PAPER_SEEDS) && \
 	$(CAMPAIGN) --experiments rmnist_var_ratios --seeds 211889 332929 424817 && \
-	$(CAMPAIGN) --experiments rmnist_rep2_bald --seeds 887341 920641
+	$(CAMPAIGN) --experiments rmnist_rep2_bald --seeds 887341 920641 && \
+	$(CAMPAIGN) --experiments rmnist_rep1_bald --seeds $(PAPER_SEEDS)
 CAMPAIGN_B := $(CAMPAIGN) --experiments rmnist_random rmnist_mean_std --seeds 211889 332929 424817 && \
-	$(CAMPAIGN) --experiments rmnist_batchbald --seeds 887341 920641
+	$(CAMPAIGN) --experiments rmnist_batchbald --seeds 887341 920641 && \
+	$(CAMPAIGN) --experiments rmnist_rep4_batchbald --seeds $(PAPER_SEEDS)
 campaign: install data
 	mkdir -p logs
 	stamp=$$(date -u +%Y%m%d-%H%M); \
