@@ -56,16 +56,15 @@ reproduce-figures: install data
 # idles at the tail of a group), logged to logs/campaign-<date>-{a,b}.log; each chain keeps the issue's order (the
 # BALD-family groups first). Finished runs are skipped, unfinished ones resume (from checkpoint.pt, or on a fresh clone
 # from rounds.csv). Commits nothing. Stop: `make campaign-stop`, then commit every run's rounds.csv and run.json and
-# run `make figures`.
-PAPER_SEEDS := 211889 332929 424817 741209 887341 920641
+# run `make figures`. Groups without --seeds run the profile's seeds (configs/profile/paper.yaml).
 CAMPAIGN := $(PY) scripts/reproduce.py --profile paper --jobs 1 --threads 1 --data-root $(DATA) --no-figures
-CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald --seeds $(PAPER_SEEDS) && \
+CAMPAIGN_A := $(CAMPAIGN) --experiments rmnist_rep0_bald rmnist_rep4_bald && \
 	$(CAMPAIGN) --experiments rmnist_var_ratios --seeds 211889 332929 424817 && \
 	$(CAMPAIGN) --experiments rmnist_rep2_bald --seeds 887341 920641 && \
-	$(CAMPAIGN) --experiments rmnist_rep1_bald --seeds $(PAPER_SEEDS)
+	$(CAMPAIGN) --experiments rmnist_rep1_bald
 CAMPAIGN_B := $(CAMPAIGN) --experiments rmnist_random rmnist_mean_std --seeds 211889 332929 424817 && \
 	$(CAMPAIGN) --experiments rmnist_batchbald --seeds 887341 920641 && \
-	$(CAMPAIGN) --experiments rmnist_rep4_batchbald --seeds $(PAPER_SEEDS)
+	$(CAMPAIGN) --experiments rmnist_rep4_batchbald
 campaign: install data
 	mkdir -p logs
 	stamp=$$(date -u +%Y%m%d-%H%M); \
